@@ -1,0 +1,1 @@
+"""Python client for llmrouter; the generated stubs live in ``llmrouter.v1``."""

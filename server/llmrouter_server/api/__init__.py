@@ -1,0 +1,1 @@
+"""The gRPC layer: decodes messages, calls the domain, encodes events, maps errors."""

@@ -1,0 +1,77 @@
+"""Translates request messages into domain requests.
+
+Options the contract defines but this server does not implement yet are
+refused with UNIMPLEMENTED naming the field, so nothing pretends to work.
+"""
+
+from __future__ import annotations
+
+from llmrouter.v1 import generation_pb2 as gen_pb
+
+from llmrouter_server.errors import Unimplemented
+from llmrouter_server.streams.request import (
+    GenerationRequest,
+    Message,
+    Role,
+    Sampling,
+    StreamOptions,
+)
+
+_ROLES = {
+    gen_pb.CHAT_ROLE_SYSTEM: Role.SYSTEM,
+    gen_pb.CHAT_ROLE_USER: Role.USER,
+    gen_pb.CHAT_ROLE_ASSISTANT: Role.ASSISTANT,
+}
+
+
+def start_request(start: gen_pb.StartGeneration) -> GenerationRequest:
+    """The domain request of a ``start`` message."""
+    _refuse_unimplemented(start)
+    options = start.stream_options
+    return GenerationRequest(
+        prompt=start.prompt,
+        messages=tuple(Message(_ROLES.get(m.role), m.content) for m in start.messages),
+        stream_id=start.stream_id,
+        model=start.model,
+        sampling=_sampling(start.sampling),
+        stop=tuple(start.stop),
+        json_output=start.response_format.format == gen_pb.OUTPUT_FORMAT_JSON,
+        json_schema=start.response_format.json_schema,
+        options=StreamOptions(
+            include_progress=options.include_progress,
+            include_metadata=options.include_metadata,
+            include_token_ids=options.include_token_ids,
+        ),
+        labels=tuple(sorted(start.labels.items())),
+    )
+
+
+def _sampling(sampling: gen_pb.SamplingParams) -> Sampling:
+    def optional(name: str) -> float | None:
+        return getattr(sampling, name) if sampling.HasField(name) else None  # type: ignore[no-any-return]
+
+    return Sampling(
+        max_tokens=sampling.max_tokens if sampling.HasField("max_tokens") else None,
+        temperature=optional("temperature"),
+        top_p=optional("top_p"),
+        top_k=sampling.top_k if sampling.HasField("top_k") else None,
+        seed=sampling.seed if sampling.HasField("seed") else None,
+        presence_penalty=optional("presence_penalty"),
+        frequency_penalty=optional("frequency_penalty"),
+    )
+
+
+def _refuse_unimplemented(start: gen_pb.StartGeneration) -> None:
+    coalescing = start.stream_options.coalescing
+    refused = {
+        "start.flow.mode": start.flow.mode == gen_pb.FLOW_MODE_CREDIT,
+        "start.flow.initial_credits": start.flow.initial_credits != 0,
+        "start.stream_options.coalescing": coalescing.mode
+        not in (gen_pb.COALESCE_MODE_UNSPECIFIED, gen_pb.COALESCE_MODE_TOKEN),
+        "start.routing": start.HasField("routing"),
+        "start.on_disconnect.action": start.on_disconnect.action
+        == gen_pb.DISCONNECT_ACTION_DETACH,
+    }
+    for field, used in refused.items():
+        if used:
+            raise Unimplemented(f"{field}: not implemented yet by this server", field=field)

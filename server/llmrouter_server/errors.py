@@ -1,0 +1,188 @@
+"""The one error hierarchy of llmrouter.
+
+Domain code raises these; the gRPC layer maps them to status codes in exactly
+one place (``api/status.py``)::
+
+    RouterError
+    ├── InvalidArgument       a request field is wrong (names the field)
+    ├── NotFound              an unknown model, route or stream
+    ├── AlreadyExists         a client-chosen stream id is taken
+    ├── FailedPrecondition    an action the stream's state does not allow
+    ├── OutOfRange            an offset beyond the end or already evicted
+    ├── ResourceExhausted     over a limit; may say when to retry
+    ├── Cancelled             cancelled by another client
+    ├── Unavailable           the server is shutting down
+    ├── Internal              a bug in the server
+    ├── Unimplemented         part of the contract that is not built yet
+    └── BackendError          a backend failed to produce text
+        ├── BackendConnectError   the backend could not be reached
+        ├── BackendTimeout        the backend did not answer in time
+        └── BackendStatusError    the backend answered with an error status
+
+``ConfigError`` is separate: it stops the server from starting and never
+reaches a client.
+"""
+
+from __future__ import annotations
+
+
+class RouterError(Exception):
+    """Base of every error a client can see.
+
+    Attributes:
+        message: What went wrong, naming the field or stream at fault.
+        field: The request field at fault, as a dotted path, if any.
+        stream_id: The generation the error belongs to, if any.
+        offset: The offset of the next event the generation would have sent.
+        reason: A stable, machine-readable UPPER_SNAKE_CASE reason.
+    """
+
+    reason = "ROUTER_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        stream_id: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.stream_id = stream_id
+        self.offset = offset
+
+    def at(self, stream_id: str, offset: int) -> RouterError:
+        """Records the stream and offset the error ended, and returns self."""
+        self.stream_id = stream_id
+        self.offset = offset
+        return self
+
+
+class InvalidArgument(RouterError):
+    """A request field has a value the server cannot accept."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+
+
+class NotFound(RouterError):
+    """A named model, route or stream does not exist."""
+
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(RouterError):
+    """A client-chosen stream id names an existing generation."""
+
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(RouterError):
+    """The action is not allowed in the current state."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class OutOfRange(RouterError):
+    """An offset is beyond the end of a stream or already evicted."""
+
+    reason = "OUT_OF_RANGE"
+
+
+class ResourceExhausted(RouterError):
+    """A limit was hit.
+
+    Attributes:
+        retry_after: Seconds after which a retry may succeed, if known.
+    """
+
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Cancelled(RouterError):
+    """The generation was cancelled by someone other than its caller."""
+
+    reason = "CANCELLED"
+
+
+class Unavailable(RouterError):
+    """The server cannot take the request now (for example, shutting down)."""
+
+    reason = "UNAVAILABLE"
+
+
+class Internal(RouterError):
+    """A bug: the server failed in a way it did not expect."""
+
+    reason = "INTERNAL"
+
+
+class Unimplemented(RouterError):
+    """A part of the contract that this server version does not implement."""
+
+    reason = "UNIMPLEMENTED"
+
+
+class BackendError(RouterError):
+    """A backend failed to produce text.
+
+    Attributes:
+        backend: The configured backend name.
+        retryable: True when another attempt may succeed.
+    """
+
+    reason = "BACKEND_ERROR"
+
+    def __init__(self, backend: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"backend {backend!r}: {message}")
+        self.backend = backend
+        self.retryable = retryable
+
+
+class BackendConnectError(BackendError):
+    """The backend could not be reached."""
+
+    reason = "BACKEND_CONNECT"
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(backend, message, retryable=True)
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time."""
+
+    reason = "BACKEND_TIMEOUT"
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(backend, message, retryable=True)
+
+
+class BackendStatusError(BackendError):
+    """The backend answered with an HTTP error status.
+
+    Attributes:
+        status: The HTTP status code.
+        retry_after: Seconds from a Retry-After header, if any.
+    """
+
+    reason = "BACKEND_STATUS"
+
+    def __init__(
+        self, backend: str, status: int, message: str, *, retry_after: float | None = None
+    ) -> None:
+        retryable = status == 429 or status >= 500  # noqa: PLR2004
+        super().__init__(backend, f"HTTP {status}: {message}", retryable=retryable)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key at fault."""

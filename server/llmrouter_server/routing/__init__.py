@@ -1,0 +1,1 @@
+"""Routing: from a model name to targets, and from targets to deltas."""

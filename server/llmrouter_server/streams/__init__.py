@@ -1,0 +1,1 @@
+"""Generations: requests, events, the per-generation state machine, the registry."""

@@ -1,0 +1,150 @@
+"""The events a generation emits, in domain terms.
+
+Every event gets the generation's id and the next offset when it is recorded;
+the gRPC layer encodes them one to one into ``StreamEvent`` messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FinishReason(StrEnum):
+    """Why a generation ended."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    STOP_SEQUENCE = "stop_sequence"
+    CANCELLED = "cancelled"
+    CONTENT_FILTER = "content_filter"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts."""
+
+    prompt_tokens: int = 0
+    """Tokens in the prompt."""
+    completion_tokens: int = 0
+    """Generated tokens."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Their sum."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The generation was accepted and routed."""
+
+    route: str
+    """The route serving it."""
+    model: str
+    """The model of the first target."""
+    backend: str
+    """The backend of the first target."""
+    max_tokens: int
+    """The effective token limit."""
+    prompt_tokens: int = 0
+    """Prompt tokens, when counted before generating."""
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """The generation waits for a backend slot."""
+
+    position: int
+    """1 means next in line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far the generation is."""
+
+    completion_tokens: int
+    """Tokens so far."""
+    max_tokens: int
+    """The token limit."""
+    tokens_per_second: float
+    """Rate since the first token."""
+    elapsed: float
+    """Seconds since the start."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSource:
+    """Where a chunk came from."""
+
+    model: str
+    """The model."""
+    backend: str
+    """The backend name."""
+    attempt: int
+    """The attempt, counting from 1."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Generated text."""
+
+    text: str
+    """The text."""
+    token_count: int
+    """Tokens it came from."""
+    token_ids: tuple[int, ...] = ()
+    """Token ids, when requested and known."""
+    progress: Progress | None = None
+    """Progress, when requested."""
+    source: ChunkSource | None = None
+    """Source, when requested."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Latencies of one generation, in seconds."""
+
+    queue_time: float
+    """Waiting for a slot."""
+    time_to_first_token: float
+    """Start to first chunk."""
+    total_time: float
+    """Start to completion."""
+    tokens_per_second: float
+    """Output rate from first token to completion."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """The last event of a successful or cancelled generation."""
+
+    finish_reason: FinishReason
+    """Why it ended."""
+    usage: Usage
+    """Token counts."""
+    timings: Timings
+    """Latencies."""
+    model: str
+    """The model that produced the final text."""
+    backend: str
+    """The backend that produced it."""
+    attempts: int
+    """Attempts made."""
+
+
+EventKind = Started | Queued | Chunk | Completed
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded event of a generation."""
+
+    stream_id: str
+    """The generation."""
+    offset: int
+    """Its position in the generation's log."""
+    time: float
+    """Wall-clock time it was recorded (seconds since the epoch)."""
+    kind: EventKind
+    """What happened."""

@@ -1,0 +1,174 @@
+"""What a client asks for, in domain terms, and its validation.
+
+Field names in error messages are the contract's (``start.sampling.max_tokens``)
+so a client can find the field at fault without reading server code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from llmrouter_server.config import LimitsConfig
+from llmrouter_server.errors import InvalidArgument
+
+STREAM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""What a client-chosen stream id may look like."""
+
+
+class Role(StrEnum):
+    """The author of a chat message."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn of a conversation."""
+
+    role: Role | None
+    """Who wrote it; None when the client left it unset (rejected)."""
+    content: str
+    """What was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Token selection settings; None means the backend's default."""
+
+    max_tokens: int | None = None
+    """Upper bound on generated tokens."""
+    temperature: float | None = None
+    """Softmax temperature."""
+    top_p: float | None = None
+    """Nucleus sampling mass."""
+    top_k: int | None = None
+    """Top-k cut-off."""
+    seed: int | None = None
+    """Random seed."""
+    presence_penalty: float | None = None
+    """Penalty for tokens already present."""
+    frequency_penalty: float | None = None
+    """Penalty proportional to frequency."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """What each chunk event carries."""
+
+    include_progress: bool = False
+    """Attach progress to every chunk."""
+    include_metadata: bool = False
+    """Attach model, backend and attempt to every chunk."""
+    include_token_ids: bool = False
+    """Attach token ids where the backend exposes them."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One generation as the client asked for it."""
+
+    prompt: str = ""
+    """A single user message, or empty when ``messages`` is used."""
+    messages: tuple[Message, ...] = ()
+    """The conversation, or empty when ``prompt`` is used."""
+    stream_id: str = ""
+    """A client-chosen id, or empty for a server-chosen one."""
+    model: str = ""
+    """A route name or ``backend/model``; empty for the default route."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """Token selection."""
+    stop: tuple[str, ...] = ()
+    """Stop sequences."""
+    json_output: bool = False
+    """Ask for a JSON value."""
+    json_schema: str = ""
+    """A JSON Schema the output must satisfy (JSON output only)."""
+    options: StreamOptions = field(default_factory=StreamOptions)
+    """What each chunk carries."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """Caller labels."""
+
+    def chat(self) -> tuple[Message, ...]:
+        """The conversation to send to a backend."""
+        return self.messages or (Message(Role.USER, self.prompt),)
+
+
+def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
+    """Checks a request against the contract and the limits.
+
+    Returns:
+        The effective ``max_tokens``.
+
+    Raises:
+        InvalidArgument: Naming the first field at fault.
+    """
+    _check_input(request, limits)
+    _check_sampling(request.sampling)
+    if request.stream_id and not STREAM_ID_PATTERN.fullmatch(request.stream_id):
+        raise InvalidArgument(
+            "start.stream_id", "must be 1 to 128 characters of letters, digits and . _ : -"
+        )
+    if len(request.stop) > limits.max_stop_sequences:
+        raise InvalidArgument("start.stop", f"at most {limits.max_stop_sequences} sequences")
+    if any(not stop for stop in request.stop):
+        raise InvalidArgument("start.stop", "stop sequences must not be empty")
+    if request.json_schema and not request.json_output:
+        raise InvalidArgument(
+            "start.response_format.json_schema", "is only allowed with OUTPUT_FORMAT_JSON"
+        )
+    return _max_tokens(request.sampling, limits)
+
+
+def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
+    if request.prompt and request.messages:
+        raise InvalidArgument("start.prompt", "set either prompt or messages, not both")
+    if not request.prompt and not request.messages:
+        raise InvalidArgument("start.prompt", "prompt or messages is required")
+    size = len(request.prompt.encode())
+    for index, message in enumerate(request.messages):
+        if message.role is None:
+            raise InvalidArgument(
+                f"start.messages[{index}].role",
+                "must be CHAT_ROLE_SYSTEM, CHAT_ROLE_USER or CHAT_ROLE_ASSISTANT",
+            )
+        if not message.content:
+            raise InvalidArgument(f"start.messages[{index}].content", "must not be empty")
+        size += len(message.content.encode())
+    if size > limits.max_input_bytes:
+        name = "start.messages" if request.messages else "start.prompt"
+        raise InvalidArgument(
+            name, f"input is {size} bytes; the limit is {limits.max_input_bytes}"
+        )
+
+
+def _check_sampling(sampling: Sampling) -> None:
+    checks: tuple[tuple[str, float | None, float, float], ...] = (
+        ("temperature", sampling.temperature, 0.0, 2.0),
+        ("top_p", sampling.top_p, 0.0, 1.0),
+        ("presence_penalty", sampling.presence_penalty, -2.0, 2.0),
+        ("frequency_penalty", sampling.frequency_penalty, -2.0, 2.0),
+    )
+    for name, value, low, high in checks:
+        if value is not None and not low <= value <= high:
+            raise InvalidArgument(f"start.sampling.{name}", f"must be in [{low}, {high}]")
+    if sampling.top_p is not None and sampling.top_p == 0:
+        raise InvalidArgument("start.sampling.top_p", "must be greater than 0")
+    if sampling.top_k is not None and sampling.top_k < 0:
+        raise InvalidArgument("start.sampling.top_k", "must not be negative")
+
+
+def _max_tokens(sampling: Sampling, limits: LimitsConfig) -> int:
+    if sampling.max_tokens is None:
+        return limits.default_max_tokens
+    if sampling.max_tokens <= 0:
+        raise InvalidArgument("start.sampling.max_tokens", "must be positive")
+    if sampling.max_tokens > limits.max_tokens_cap:
+        raise InvalidArgument(
+            "start.sampling.max_tokens",
+            f"{sampling.max_tokens} exceeds the server's cap of {limits.max_tokens_cap}",
+        )
+    return sampling.max_tokens

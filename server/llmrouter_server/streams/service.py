@@ -1,0 +1,61 @@
+"""The domain entry point the gRPC layer calls: start generations, list models."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from llmrouter_server.config import LimitsConfig
+from llmrouter_server.errors import Unavailable
+from llmrouter_server.routing.router import Route, Router
+from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.registry import StreamRegistry
+from llmrouter_server.streams.request import GenerationRequest, validate
+
+
+class Generations:
+    """Starts, tracks and stops generations."""
+
+    def __init__(self, router: Router, limits: LimitsConfig) -> None:
+        self.router = router
+        self.registry = StreamRegistry()
+        self._limits = limits
+        self._accepting = True
+
+    def start(self, request: GenerationRequest) -> Generation:
+        """Validates, routes and starts a generation.
+
+        Raises:
+            InvalidArgument: A field is wrong.
+            NotFound: The model is unknown.
+            AlreadyExists: The client-chosen stream id is taken.
+            Unavailable: The server is shutting down.
+        """
+        if not self._accepting:
+            raise Unavailable("the server is shutting down; retry on another replica")
+        max_tokens = validate(request, self._limits)
+        route = self.router.resolve(request.model)
+        stream_id = request.stream_id or f"gen-{secrets.token_hex(8)}"
+        generation = Generation(
+            stream_id, request, max_tokens, route, self.router, self._limits.buffer_events
+        )
+        self.registry.add(generation)
+        generation.start(on_done=lambda done: self.registry.remove(done.stream_id))
+        return generation
+
+    def routes(self) -> list[Route]:
+        """Every configured route."""
+        return self.router.routes()
+
+    def stop_accepting(self) -> None:
+        """Refuses new generations from now on."""
+        self._accepting = False
+
+    async def close(self) -> None:
+        """Cancels every generation, waits for them, closes the backends."""
+        self.stop_accepting()
+        running = list(self.registry)
+        for generation in running:
+            generation.cancel(Unavailable("the server is shutting down"))
+        await asyncio.gather(*(generation.wait() for generation in running))
+        await self.router.close()
