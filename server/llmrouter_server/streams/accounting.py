@@ -40,6 +40,8 @@ class Accounting:
         self.prompt_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.source: ChunkSource | None = None
+        self._pending_tokens = 0
+        self._pending_ids: list[int] = []
 
     def attempt(self, item: AttemptStarted) -> None:
         """Records that an attempt got its slot."""
@@ -48,10 +50,16 @@ class Accounting:
         self.source = ChunkSource(item.target.model, item.target.backend.name, item.attempt)
 
     def chunk(self, delta: Delta) -> Chunk | None:
-        """Counts a delta; returns the chunk to emit, or None if it has no text."""
+        """Counts a delta; returns the chunk to emit, or None if it has no text.
+
+        Tokens of deltas without text (a partial UTF-8 character, text held
+        back for a stop sequence) are carried into the next chunk.
+        """
         if delta.finish_reason is not None:
             self.finish_reason = delta.finish_reason
         self.completion_tokens += delta.token_count
+        self._pending_tokens += delta.token_count
+        self._pending_ids.extend(delta.token_ids)
         if delta.usage is not None:
             # A backend's own count is authoritative over one-per-delta counting.
             self.prompt_tokens = delta.usage.prompt_tokens or self.prompt_tokens
@@ -62,15 +70,22 @@ class Accounting:
         if self._first_token_at is None:
             self._first_token_at = now
         self._last_token_at = now
+        token_count, token_ids = self._pending_tokens, tuple(self._pending_ids)
+        self._pending_tokens = 0
+        self._pending_ids.clear()
         return Chunk(
             text=delta.text,
-            token_count=delta.token_count,
-            token_ids=delta.token_ids,
+            token_count=token_count,
+            token_ids=token_ids if self._options.include_token_ids else (),
             progress=self._progress(now) if self._options.include_progress else None,
             source=self.source if self._options.include_metadata else None,
         )
 
-    def completed(self, cancelled: bool = False) -> Completed:
+    def stop_sequence(self) -> None:
+        """Records that a stop sequence ended the generation."""
+        self.finish_reason = FinishReason.STOP_SEQUENCE
+
+    def completed(self, *, cancelled: bool = False) -> Completed:
         """The completion event for the tally so far."""
         reason = FinishReason.CANCELLED if cancelled else self.finish_reason or FinishReason.STOP
         now = self._clock()

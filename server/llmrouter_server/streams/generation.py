@@ -13,15 +13,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from dataclasses import replace
 from enum import StrEnum
 
-from llmrouter_server.backends.base import BackendRequest
+from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import Cancelled, Internal, RouterError
-from llmrouter_server.routing.router import AttemptStarted, Route, Router, Waiting
+from llmrouter_server.routing.router import AttemptStarted, Route, RouteItem, Router, Waiting
 from llmrouter_server.streams.accounting import Accounting
 from llmrouter_server.streams.events import Event, EventKind, Queued, Started
 from llmrouter_server.streams.handoff import Handoff
 from llmrouter_server.streams.request import GenerationRequest
+from llmrouter_server.streams.stops import StopMatcher
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Generation:
         self.error: RouterError | None = None
         self._router = router
         self._handoff = Handoff(buffer_events)
+        self._stops = StopMatcher(request.stop)
         self._task: asyncio.Task[None] | None = None
         self._cancel_error: RouterError | None = None
 
@@ -127,17 +130,26 @@ class Generation:
         async with aclosing(self._router.stream(self.route, self._backend_request())) as items:
             async for item in items:
                 await self._on_item(item)
+                if self._stops.stopped:
+                    self.tally.stop_sequence()
+                    break
+        rest = self.tally.chunk(Delta(text=self._stops.flush()))
+        if rest is not None:
+            await self._emit(rest)
         self.state = StreamState.COMPLETED
         self._handoff.close(final=self._record(self.tally.completed()))
 
-    async def _on_item(self, item: object) -> None:
+    async def _on_item(self, item: RouteItem) -> None:
         if isinstance(item, Waiting):
             await self._emit(Queued(item.position))
         elif isinstance(item, AttemptStarted):
             self.tally.attempt(item)
             self.state = StreamState.RUNNING
         else:
-            chunk = self.tally.chunk(item)  # type: ignore[arg-type]
+            text = self._stops.feed(item.text)
+            if item.finish_reason is not None:
+                text += self._stops.flush()
+            chunk = self.tally.chunk(replace(item, text=text))
             if chunk is not None:
                 await self._emit(chunk)
 

@@ -51,11 +51,23 @@ class Generations:
         """Refuses new generations from now on."""
         self._accepting = False
 
-    async def close(self) -> None:
-        """Cancels every generation, waits for them, closes the backends."""
-        self.stop_accepting()
+    async def drain(self, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds for running generations to finish."""
+        running = [asyncio.ensure_future(generation.wait()) for generation in self.registry]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            for waiter in pending:
+                waiter.cancel()
+
+    async def cancel_all(self) -> None:
+        """Ends every running generation with UNAVAILABLE and its offset."""
         running = list(self.registry)
         for generation in running:
-            generation.cancel(Unavailable("the server is shutting down"))
+            generation.cancel(Unavailable("the server is shutting down; resume elsewhere"))
         await asyncio.gather(*(generation.wait() for generation in running))
+
+    async def close(self) -> None:
+        """Cancels what still runs and closes the backends."""
+        self.stop_accepting()
+        await self.cancel_all()
         await self.router.close()

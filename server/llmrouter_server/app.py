@@ -1,0 +1,105 @@
+"""Assembles and runs the gRPC server: RouterService, health, reflection.
+
+Shutdown (SIGTERM or SIGINT): health turns NOT_SERVING, new generations are
+refused with UNAVAILABLE, running ones get the grace period, the rest are
+cancelled and end with UNAVAILABLE and their offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from llmrouter.v1 import service_pb2, service_pb2_grpc
+
+from llmrouter_server.api.servicer import RouterServicer
+from llmrouter_server.backends.base import Backend
+from llmrouter_server.backends.build import build_backends
+from llmrouter_server.config import Config
+from llmrouter_server.routing.router import build_router
+from llmrouter_server.streams.service import Generations
+
+logger = logging.getLogger(__name__)
+
+_FLUSH_SECONDS = 1.0
+"""Time calls get to write their final status once their generation ended."""
+
+SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
+"""``llmrouter.v1.RouterService``, as health checks and reflection name it."""
+
+
+@dataclass
+class RunningServer:
+    """A started server and what it serves."""
+
+    server: grpc.aio.Server
+    """The gRPC server."""
+    port: int
+    """The bound port."""
+    health: health.aio.HealthServicer
+    """The health service."""
+    generations: Generations
+    """The domain."""
+
+    async def stop(self, grace: float) -> None:
+        """Refuses new work, lets running generations finish for ``grace`` seconds, stops.
+
+        Generations still running after the grace period end with UNAVAILABLE
+        and the offset to resume from.
+        """
+        await self.health.enter_graceful_shutdown()
+        self.generations.stop_accepting()
+        await self.generations.drain(grace)
+        await self.generations.cancel_all()
+        await self.server.stop(_FLUSH_SECONDS)
+        await self.generations.close()
+
+
+async def start_server(
+    config: Config, backends: Mapping[str, Backend] | None = None
+) -> RunningServer:
+    """Builds the backends (unless given), binds the port and starts serving."""
+    built = dict(backends) if backends is not None else build_backends(config)
+    generations = Generations(build_router(config, built), config.limits)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    service_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(generations), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{config.server.host}:{config.server.port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, health_servicer, generations)
+
+
+async def serve(config: Config) -> None:
+    """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
+    running = await start_server(config)
+    logger.info(
+        "llmrouter listening on %s:%d (routes: %s; default: %s)",
+        config.server.host,
+        running.port,
+        ", ".join(config.routes),
+        config.default_route,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    logger.info("shutting down (grace %.1fs)", config.server.grace_period_seconds)
+    await running.stop(config.server.grace_period_seconds)
