@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+# The asyncio servicer, which the package also exposes untyped as ``health.aio``.
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from llmrouter.v1 import service_pb2, service_pb2_grpc
 
@@ -26,6 +29,7 @@ from llmrouter_server.routing.router import build_router
 from llmrouter_server.streams.service import Generations
 
 logger = logging.getLogger(__name__)
+
 
 _FLUSH_SECONDS = 1.0
 """Time calls get to write their final status once their generation ended."""
@@ -42,7 +46,7 @@ class RunningServer:
     """The gRPC server."""
     port: int
     """The bound port."""
-    health: health.aio.HealthServicer
+    health: HealthServicer
     """The health service."""
     generations: Generations
     """The domain."""
@@ -74,7 +78,7 @@ async def start_server(
         ]
     )
     service_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(generations), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server

@@ -97,9 +97,7 @@ class OpenAIBackendConfig(_Section):
     """Time allowed between two reads of the response."""
 
 
-BackendConfig = Annotated[
-    EmbeddedBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")
-]
+BackendConfig = Annotated[EmbeddedBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")]
 
 
 class TargetConfig(_Section):
@@ -221,6 +219,6 @@ def _describe(exc: ValidationError) -> str:
 def _key(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
     # A backend's location carries its ``kind`` tag (backends.NAME.KIND.key): drop it.
-    if len(parts) > 3 and parts[0] == "backends" and parts[2] in {"embedded", "openai"}:  # noqa: PLR2004
+    if len(parts) > 3 and parts[0] == "backends" and parts[2] in {"embedded", "openai"}:
         del parts[2]
     return ".".join(parts)

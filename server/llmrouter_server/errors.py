@@ -178,7 +178,7 @@ class BackendStatusError(BackendError):
     def __init__(
         self, backend: str, status: int, message: str, *, retry_after: float | None = None
     ) -> None:
-        retryable = status == 429 or status >= 500  # noqa: PLR2004
+        retryable = status == 429 or status >= 500
         super().__init__(backend, f"HTTP {status}: {message}", retryable=retryable)
         self.status = status
         self.retry_after = retry_after

@@ -48,7 +48,7 @@ def start_request(start: gen_pb.StartGeneration) -> GenerationRequest:
 
 def _sampling(sampling: gen_pb.SamplingParams) -> Sampling:
     def optional(name: str) -> float | None:
-        return getattr(sampling, name) if sampling.HasField(name) else None  # type: ignore[no-any-return]
+        return float(getattr(sampling, name)) if sampling.HasField(name) else None
 
     return Sampling(
         max_tokens=sampling.max_tokens if sampling.HasField("max_tokens") else None,
@@ -69,8 +69,7 @@ def _refuse_unimplemented(start: gen_pb.StartGeneration) -> None:
         "start.stream_options.coalescing": coalescing.mode
         not in (gen_pb.COALESCE_MODE_UNSPECIFIED, gen_pb.COALESCE_MODE_TOKEN),
         "start.routing": start.HasField("routing"),
-        "start.on_disconnect.action": start.on_disconnect.action
-        == gen_pb.DISCONNECT_ACTION_DETACH,
+        "start.on_disconnect.action": start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH,
     }
     for field, used in refused.items():
         if used:

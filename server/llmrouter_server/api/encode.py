@@ -75,9 +75,7 @@ def list_models_response(routes: list[Route], default_route: str) -> svc_pb.List
 
 
 def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
-    message = ev_pb.Chunk(
-        text=chunk.text, token_count=chunk.token_count, token_ids=chunk.token_ids
-    )
+    message = ev_pb.Chunk(text=chunk.text, token_count=chunk.token_count, token_ids=chunk.token_ids)
     if chunk.progress is not None:
         progress = chunk.progress
         message.progress.completion_tokens = progress.completion_tokens
@@ -127,4 +125,3 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(round(seconds * 1e9))
     return duration
-

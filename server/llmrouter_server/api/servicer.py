@@ -35,8 +35,12 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
 
     async def Generate(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Context
-    ) -> None:
-        """Starts a generation from the first request and writes its events."""
+    ) -> AsyncIterator[svc_pb.GenerateResponse]:
+        """Starts a generation from the first request and streams its events.
+
+        grpc.aio awaits each write before asking for the next event, so a slow
+        reader holds the generation back through the bounded hand-off.
+        """
         try:
             generation = self._generations.start(await _start_message(request_iterator))
         except RouterError as error:
@@ -44,7 +48,7 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         steering = asyncio.create_task(_steer(request_iterator, generation))
         try:
             async for event in generation.events():
-                await context.write(encode.generate_response(event))
+                yield encode.generate_response(event)
         except RouterError as error:
             await abort(context, error)
         finally:
@@ -60,15 +64,17 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
 
     async def Control(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.ControlRequest], context: Context
-    ) -> None:
+    ) -> AsyncIterator[svc_pb.ControlResponse]:
         """Not implemented yet."""
         await abort(context, _unimplemented("Control"))
+        yield svc_pb.ControlResponse()  # never reached: makes this a streaming handler
 
     async def Subscribe(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Context
-    ) -> None:
+    ) -> AsyncIterator[svc_pb.SubscribeResponse]:
         """Not implemented yet."""
         await abort(context, _unimplemented("Subscribe"))
+        yield svc_pb.SubscribeResponse()  # never reached: makes this a streaming handler
 
     async def ListStreams(  # noqa: N802 - the RPC's name
         self, request: svc_pb.ListStreamsRequest, context: Context

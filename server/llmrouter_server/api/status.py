@@ -37,7 +37,7 @@ _CODES: dict[type[errors.RouterError], grpc.StatusCode] = {
 
 def status_code(error: errors.RouterError) -> grpc.StatusCode:
     """The gRPC status code of a domain error."""
-    if isinstance(error, errors.BackendStatusError) and error.status == 429:  # noqa: PLR2004
+    if isinstance(error, errors.BackendStatusError) and error.status == 429:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(error, errors.BackendError):
         return grpc.StatusCode.UNAVAILABLE if error.retryable else grpc.StatusCode.INTERNAL
@@ -65,7 +65,9 @@ def to_status(error: errors.RouterError) -> grpc.Status:
     return rpc_status.to_status(rich)
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.RouterError) -> NoReturn:
+async def abort(
+    context: grpc.aio.ServicerContext[object, object], error: errors.RouterError
+) -> NoReturn:
     """Ends the call with the error's status."""
     status = to_status(error)
     await context.abort(status.code, status.details, status.trailing_metadata)

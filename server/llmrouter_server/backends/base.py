@@ -8,7 +8,7 @@ whatever it held (a llama.cpp instance, an HTTP connection).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,7 +68,7 @@ class Backend(Protocol):
     max_concurrency: int
     """Generations this backend runs at once; more wait in a FIFO queue."""
 
-    def stream(self, request: BackendRequest) -> AsyncIterator[Delta]:
+    def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Generates text for one request, one delta per pull."""
         ...
 

@@ -12,11 +12,11 @@ def build_backends(config: Config) -> dict[str, Backend]:
     backends: dict[str, Backend] = {}
     for name, backend in config.backends.items():
         if isinstance(backend, EmbeddedBackendConfig):
-            from llmrouter_server.backends.embedded import EmbeddedBackend  # noqa: PLC0415
+            from llmrouter_server.backends.embedded import EmbeddedBackend
 
             backends[name] = EmbeddedBackend(name, backend)
         else:
-            from llmrouter_server.backends.openai import OpenAIBackend  # noqa: PLC0415
+            from llmrouter_server.backends.openai import OpenAIBackend
 
             backends[name] = OpenAIBackend(name, backend)
     return backends

@@ -10,7 +10,7 @@ one token and frees the instance.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -49,21 +49,25 @@ class EmbeddedBackend:
             )
             for index in range(config.instances)
         ]
-        self._free = list(self._workers)
+        self._free: asyncio.Queue[_Worker] = asyncio.Queue()
+        for worker in self._workers:
+            self._free.put_nowait(worker)
 
     @property
     def busy(self) -> int:
-        """Instances running a generation now."""
-        return len(self._workers) - len(self._free)
+        """Instances running or finishing a generation now."""
+        return len(self._workers) - self._free.qsize()
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Decodes one token per pulled delta on a free instance."""
         if request.model != self.model:
             raise NotFound(
                 f"start.model: backend {self.name!r} serves only {self.model!r}",
                 field="start.model",
             )
-        worker = self._free.pop()
+        # The router admits at most ``instances`` streams; one that just ended
+        # may still be finishing its last token, so this wait is at most a token.
+        worker = await self._free.get()
         loop = asyncio.get_running_loop()
         decode: Decode | None = None
         try:
@@ -74,13 +78,14 @@ class EmbeddedBackend:
                 if delta.finish_reason is not None:
                     return
         finally:
-            if decode is not None:
-                # The worker runs jobs in order: this close runs after a step
-                # still in flight and before the next generation's open.
-                worker.thread.submit(decode.close)
-            self._free.append(worker)
+            # Runs after a step still in flight (the worker runs jobs in order);
+            # the instance is free again once it has run.
+            closing = worker.thread.submit(_close, decode)
+            closing.add_done_callback(
+                lambda _: loop.call_soon_threadsafe(self._free.put_nowait, worker)
+            )
 
-    def _step(self, decode: Decode) -> Delta:
+    def _step(self, decode: Decode) -> Delta:  # runs on the worker thread
         delta = decode.step()
         self.decode_steps += 1
         return delta
@@ -89,3 +94,8 @@ class EmbeddedBackend:
         """Stops the worker threads."""
         for worker in self._workers:
             worker.thread.shutdown(wait=True)
+
+
+def _close(decode: Decode | None) -> None:  # runs on the worker thread
+    if decode is not None:
+        decode.close()

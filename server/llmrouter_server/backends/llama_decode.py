@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp import Llama, LlamaGrammar, llama_chat_format
-from llama_cpp.llama_grammar import JSON_GBNF
+from llama_cpp import Llama, llama_chat_format
+from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import ConfigError, InvalidArgument
@@ -47,7 +47,7 @@ class Instance:
         if not path.is_file():
             raise ConfigError(f"backends: model file {path} does not exist")
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
-        model = self.llm._model  # noqa: SLF001 - token texts are only reachable here
+        model = self.llm._model
         self._formatter = llama_chat_format.Jinja2ChatFormatter(
             template=str(self.llm.metadata["tokenizer.chat_template"]),
             eos_token=model.token_get_text(self.llm.token_eos()),
@@ -60,7 +60,7 @@ class Instance:
         Raises:
             InvalidArgument: The prompt does not fit the context window.
         """
-        messages = [{"role": str(m.role), "content": m.content} for m in request.messages]
+        messages: Any = [{"role": str(m.role), "content": m.content} for m in request.messages]
         formatted = self._formatter(messages=messages)
         tokens = self.llm.tokenize(
             formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
@@ -95,7 +95,7 @@ class Decode:
         if self.produced >= self._max_tokens:
             return self._finish(FinishReason.LENGTH)
         token = next(self._tokens)
-        if llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token):  # noqa: SLF001
+        if llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token):
             return self._finish(FinishReason.STOP)
         self.produced += 1
         text = self._utf8.decode(self._llm.detokenize([token]))

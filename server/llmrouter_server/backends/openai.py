@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -54,7 +54,7 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=config.max_concurrency),
         )
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Posts the request with ``stream: true`` and yields one delta per SSE event."""
         async with self._events(_payload(request)) as source:
             async for sse in source.aiter_sse():
@@ -82,7 +82,7 @@ class OpenAIBackend:
             raise BackendConnectError(self.name, f"{type(exc).__name__}: {exc}") from exc
 
     async def _check_status(self, response: httpx.Response) -> None:
-        if response.status_code < 400:  # noqa: PLR2004
+        if response.status_code < 400:
             return
         body = (await response.aread()).decode(errors="replace")
         raise BackendStatusError(

@@ -7,7 +7,7 @@ router, the streams and the gRPC layer run unchanged on top of it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
 from llmrouter_server.backends.base import BackendRequest, Delta
@@ -51,7 +51,7 @@ class ScriptedBackend:
         self.open_streams = 0
         self.requests: list[BackendRequest] = []
 
-    async def stream(self, request: BackendRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Plays the script; the last text step carries the finish reason."""
         self.requests.append(request)
         self.open_streams += 1

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from llmrouter_server.cli import commands  # noqa: PLC0415 - keeps --help fast
+    from llmrouter_server.cli import commands
 
     parser = argparse.ArgumentParser(prog="llmrouter", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -67,8 +67,8 @@ def _address(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from llmrouter_server.app import serve  # noqa: PLC0415 - loads grpc and models
-    from llmrouter_server.config import load_config  # noqa: PLC0415
+    from llmrouter_server.app import serve
+    from llmrouter_server.config import load_config
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -60,9 +60,7 @@ async def health(args: argparse.Namespace) -> int:
     async with grpc.aio.insecure_channel(args.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = await stub.Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=5
-            )
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=5)
         except grpc.aio.AioRpcError as error:
             print(f"{error.code().name}: {error.details()}", file=sys.stderr)
             return 1

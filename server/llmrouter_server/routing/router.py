@@ -8,7 +8,7 @@ the same items plus attempt and fallback notices.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
@@ -83,6 +83,10 @@ class Router:
         """The route used when a request names no model."""
         return self._default
 
+    def backend(self, name: str) -> Backend:
+        """The backend configured under ``name``."""
+        return self._backends[name]
+
     def routes(self) -> list[Route]:
         """Every configured route, in configuration order."""
         return list(self._routes.values())
@@ -111,7 +115,9 @@ class Router:
             field="start.model",
         )
 
-    async def stream(self, route: Route, request: BackendRequest) -> AsyncIterator[RouteItem]:
+    async def stream(
+        self, route: Route, request: BackendRequest
+    ) -> AsyncGenerator[RouteItem, None]:
         """Streams one generation from the route's first target.
 
         Yields ``Waiting`` while queued for a slot, then ``AttemptStarted``,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 
@@ -31,7 +31,7 @@ class Slots:
         """Holders in line."""
         return len(self._waiters)
 
-    async def acquire(self) -> AsyncIterator[int]:
+    async def acquire(self) -> AsyncGenerator[int, None]:
         """Takes a slot, yielding the queue position each time it changes.
 
         Yields nothing when a slot is free at once. The slot is held once the
@@ -62,9 +62,10 @@ class Slots:
             self._notify_all()
 
     async def _next_change(self, waiter: _Waiter) -> None:
-        moved = asyncio.ensure_future(waiter.moved.wait())
+        moved: asyncio.Future[object] = asyncio.ensure_future(waiter.moved.wait())
+        granted: asyncio.Future[object] = waiter.granted  # type: ignore[assignment]
         try:
-            await asyncio.wait({waiter.granted, moved}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({granted, moved}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             moved.cancel()
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from llmrouter_server.backends.base import BackendRequest, Delta
@@ -43,6 +43,16 @@ FINISHED = frozenset({StreamState.COMPLETED, StreamState.FAILED, StreamState.CAN
 """States a generation never leaves."""
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How much one generation may produce and buffer."""
+
+    max_tokens: int
+    """The effective token limit."""
+    buffer_events: int
+    """Events held between producer and consumer before the producer waits."""
+
+
 class Generation:
     """A running generation and its event stream (one consumer)."""
 
@@ -50,10 +60,9 @@ class Generation:
         self,
         stream_id: str,
         request: GenerationRequest,
-        max_tokens: int,
+        budget: Budget,
         route: Route,
         router: Router,
-        buffer_events: int,
     ) -> None:
         self.stream_id = stream_id
         self.request = request
@@ -61,10 +70,10 @@ class Generation:
         self.state = StreamState.QUEUED
         self.next_offset = 0
         self.created_at = time.time()
-        self.tally = Accounting(max_tokens, request.options)
+        self.tally = Accounting(budget.max_tokens, request.options)
         self.error: RouterError | None = None
         self._router = router
-        self._handoff = Handoff(buffer_events)
+        self._handoff = Handoff(budget.buffer_events)
         self._stops = StopMatcher(request.stop)
         self._task: asyncio.Task[None] | None = None
         self._cancel_error: RouterError | None = None

