@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, aconnect_sse
+from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.config import OpenAIBackendConfig
@@ -41,17 +41,28 @@ class OpenAIBackend:
     kind = "openai"
 
     def __init__(
-        self, name: str, config: OpenAIBackendConfig, client: httpx.AsyncClient | None = None
+        self,
+        name: str,
+        config: OpenAIBackendConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """Builds the connection pool.
+
+        Args:
+            name: The configured backend name.
+            config: Where the server is and how long to wait for it.
+            transport: An httpx transport to use instead of the network (tests).
+        """
         self.name = name
         self.max_concurrency = config.max_concurrency
-        self._client = client or httpx.AsyncClient(
+        self._client = httpx.AsyncClient(
             base_url=config.base_url,
             headers=_auth_headers(config.api_key_env),
             timeout=httpx.Timeout(
                 config.read_timeout_seconds, connect=config.connect_timeout_seconds
             ),
             limits=httpx.Limits(max_connections=config.max_concurrency),
+            transport=transport,
         )
 
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
@@ -80,6 +91,8 @@ class OpenAIBackend:
             raise BackendTimeout(self.name, f"{type(exc).__name__} after no answer") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise BackendConnectError(self.name, f"{type(exc).__name__}: {exc}") from exc
+        except SSEError as exc:
+            raise BackendError(self.name, f"not an event stream: {exc}") from exc
 
     async def _check_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:

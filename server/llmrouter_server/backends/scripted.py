@@ -46,7 +46,7 @@ class ScriptedBackend:
     def __init__(self, name: str, script: Script, *, max_concurrency: int = 64) -> None:
         self.name = name
         self.max_concurrency = max_concurrency
-        self._script = script
+        self.script = script
         self.emitted = 0
         self.open_streams = 0
         self.requests: list[BackendRequest] = []
@@ -56,7 +56,7 @@ class ScriptedBackend:
         self.requests.append(request)
         self.open_streams += 1
         try:
-            steps = self._script(request) if callable(self._script) else self._script
+            steps = self.script(request) if callable(self.script) else self.script
             texts = 0
             for step in steps:
                 await self._wait(step)

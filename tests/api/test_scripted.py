@@ -1,0 +1,110 @@
+"""Fault scenarios driven by the scripted backend through the real server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from llmrouter.v1 import events_pb2 as ev_pb
+
+from llmrouter_server.backends.scripted import ScriptedBackend, Step, words
+from llmrouter_server.errors import BackendConnectError
+from tests.helpers import Served, error_info, generate, kinds, loopback_config, read_events, serving, start, text
+
+CONFIG = loopback_config(
+    backends={"fake": {"kind": "openai", "api_key_env": None}},
+    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
+    default_route="fake-model",
+)
+
+
+@pytest.fixture
+def backend() -> ScriptedBackend:
+    return ScriptedBackend("fake", words("one two three four five"), max_concurrency=2)
+
+
+@pytest.fixture
+async def served(backend: ScriptedBackend) -> AsyncIterator[Served]:
+    async with serving(CONFIG, {"fake": backend}) as served:
+        yield served
+
+
+async def test_exact_text_and_one_chunk_per_delta(served: Served) -> None:
+    events = await generate(served.stub, start())
+
+    assert [e.chunk.text for e in events if e.HasField("chunk")] == [
+        "one", " two", " three", " four", " five"
+    ]  # fmt: skip
+    assert events[-1].completed.usage.completion_tokens == 5
+    assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_STOP
+
+
+async def test_failure_after_two_chunks_keeps_them_and_names_the_offset(
+    served: Served, backend: ScriptedBackend
+) -> None:
+    backend.script = [Step("a"), Step("b"), Step(error=BackendConnectError("fake", "reset"))]
+    call = served.stub.Generate(iter([start()]))
+    events = []
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        while (response := await call.read()) is not grpc.aio.EOF:
+            events.append(response.event)
+
+    assert kinds(events) == ["started", "chunk", "chunk"]
+    assert text(events) == "ab"
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "backend 'fake': reset"
+    info = error_info(caught.value)
+    assert (info.reason, info.metadata["offset"]) == ("BACKEND_CONNECT", "3")
+    assert info.metadata["stream_id"] == events[0].stream_id
+    assert backend.open_streams == 0
+
+
+async def test_third_generation_queues_behind_a_limit_of_two(
+    served: Served, backend: ScriptedBackend
+) -> None:
+    backend.script = [Step(stall=True)]
+    blocked = [served.stub.Generate(iter([start()])) for _ in range(2)]
+    for call in blocked:
+        await read_events(call, limit=1)
+    third = served.stub.Generate(iter([start()]))
+
+    events = await read_events(third, limit=2)
+    for call in blocked:
+        call.cancel()
+    third.cancel()
+
+    assert kinds(events) == ["started", "queued"]
+    assert events[1].queued.position == 1
+    async with asyncio.timeout(5):
+        while backend.open_streams:
+            await asyncio.sleep(0.01)
+
+
+async def test_shutdown_ends_running_generations_unavailable_with_their_offset(
+    backend: ScriptedBackend,
+) -> None:
+    backend.script = [Step("x"), Step(stall=True)]
+    async with serving(CONFIG, {"fake": backend}) as served:
+        call = served.stub.Generate(iter([start()]))
+        events = await read_events(call, limit=2)
+        stopping = asyncio.create_task(served.server.stop(0.2))
+        await asyncio.sleep(0.05)
+        health = await health_pb2_grpc.HealthStub(served.channel).Check(
+            health_pb2.HealthCheckRequest()
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await generate(served.stub, start())
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await read_events(call)
+        await stopping
+
+    assert kinds(events) == ["started", "chunk"]
+    assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(ended.value).metadata["offset"] == "2"
+    assert backend.open_streams == 0

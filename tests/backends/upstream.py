@@ -1,0 +1,131 @@
+"""Real HTTP upstreams for backend tests: llama-cpp-python's OpenAI-compatible
+server in a subprocess, and a TCP proxy that shows what the router does to
+the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from llmrouter_server.backends.llama_decode import bundled_model_path
+
+MODEL_ALIAS = "smollm2"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for servers that cannot bind port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llama_cpp_server() -> Iterator[str]:
+    """Runs ``python -m llama_cpp.server`` on loopback; yields its ``/v1`` base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(bundled_model_path()),
+            "--model_alias", MODEL_ALIAS,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--n_ctx", "2048",
+            "--verbose", "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_until_up(base_url, process)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"llama_cpp.server exited: {error[-2000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:  # noqa: PLR2004
+                return
+        time.sleep(0.2)
+    raise RuntimeError("llama_cpp.server did not come up in 60 s")
+
+
+class Proxy:
+    """A loopback TCP proxy in front of an upstream, counting what flows.
+
+    Attributes:
+        upstream_bytes: Bytes relayed from the upstream to the client.
+        connections: Connections accepted so far.
+        client_closed: Set when a client (the router) closed its connection.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream_port = upstream_port
+        self.upstream_bytes = 0
+        self.connections = 0
+        self.client_closed = asyncio.Event()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Starts listening; returns the port."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stops listening and drops every relay."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+        up = asyncio.ensure_future(self._pipe(up_r, client_w, count=True))
+        down = asyncio.ensure_future(self._pipe(client_r, up_w, count=False))
+        self._tasks.update({up, down})
+        try:
+            await down  # ends when the client (the router) closes its connection
+            self.client_closed.set()
+        finally:
+            up.cancel()
+            for writer in (up_w, client_w):
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                if count:
+                    self.upstream_bytes += len(data)
+                writer.write(data)
+                await writer.drain()
