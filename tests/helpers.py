@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,9 @@ def cancel() -> svc_pb.GenerateRequest:
     return svc_pb.GenerateRequest(cancel=gen_pb.CancelGeneration(reason="test"))
 
 
-async def generate(stub: svc_grpc.RouterServiceStub, *requests: svc_pb.GenerateRequest) -> list[Any]:
+async def generate(
+    stub: svc_grpc.RouterServiceStub, *requests: svc_pb.GenerateRequest
+) -> list[Any]:
     """Runs one Generate call with the given requests; returns its events."""
     return [response.event async for response in stub.Generate(iter(requests))]
 
@@ -105,3 +108,10 @@ async def read_events(call: Any, limit: int | None = None) -> list[Any]:
             break
         events.append(response.event)
     return events
+
+
+async def eventually(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Waits until ``predicate()`` holds, failing after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - polls state owned by the server under test
+            await asyncio.sleep(0.01)

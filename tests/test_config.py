@@ -64,7 +64,10 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ("servr: {port: 1}\n", "servr: Extra inputs are not permitted"),
         ("server: {port: many}\n", "server.port: Input should be a valid integer"),
         ("server: {port: 70000}\n", "server.port: Input should be less than or equal to 65535"),
-        ("limits: {default_max_tokens: 0}\n", "limits.default_max_tokens: Input should be greater than 0"),
+        (
+            "limits: {default_max_tokens: 0}\n",
+            "limits.default_max_tokens: Input should be greater than 0",
+        ),
         (
             "backends: {x: {kind: embedded, instances: 0}}\n",
             "backends.x.instances: Input should be greater than 0",
@@ -98,5 +101,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_bad_environment_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMROUTER_LIMITS__MAX_TOKENS_CAP", "-1")
 
-    with pytest.raises(ConfigError, match="limits.max_tokens_cap: Input should be greater than 0"):
+    with pytest.raises(
+        ConfigError, match=r"limits\.max_tokens_cap: Input should be greater than 0"
+    ):
         load_config()

@@ -11,7 +11,7 @@ from grpc_status import rpc_status
 from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from tests.helpers import Served, cancel, error_info, generate, kinds, start
+from tests.helpers import Served, cancel, error_info, generate, kinds, read_events, start
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -125,8 +125,7 @@ async def test_second_start_fails_the_call_with_failed_precondition(served: Serv
     await call.write(start())
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        while await call.read() is not grpc.aio.EOF:
-            pass
+        await read_events(call)
 
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "GenerateRequest.start" in caught.value.details()

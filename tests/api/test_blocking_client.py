@@ -73,7 +73,9 @@ def grpc_stub_cls() -> type[svc_grpc.RouterServiceStub]:
 
 
 def test_blocking_generate_streams_text(grpc_stub: svc_grpc.RouterServiceStub) -> None:
-    responses = list(grpc_stub.Generate(iter([start(sampling={"temperature": 0, "max_tokens": 6})])))
+    responses = list(
+        grpc_stub.Generate(iter([start(sampling={"temperature": 0, "max_tokens": 6})]))
+    )
 
     events = [response.event for response in responses]
     assert events[0].HasField("started")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -11,7 +13,17 @@ from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server.backends.embedded import EmbeddedBackend
 from llmrouter_server.backends.llama_decode import bundled_model_path
-from tests.helpers import PROMPT, Served, cancel, generate, kinds, read_events, start, text
+from tests.helpers import (
+    PROMPT,
+    Served,
+    cancel,
+    eventually,
+    generate,
+    kinds,
+    read_events,
+    start,
+    text,
+)
 
 
 async def test_streams_started_chunks_completed_with_consecutive_offsets(served: Served) -> None:
@@ -39,7 +51,7 @@ async def test_streams_started_chunks_completed_with_consecutive_offsets(served:
         completed.usage.prompt_tokens + completed.usage.completion_tokens
     )
     assert completed.attempts == 1
-    assert 0 < completed.timings.time_to_first_token.ToNanoseconds()
+    assert completed.timings.time_to_first_token.ToNanoseconds() > 0
     assert completed.timings.time_to_first_token.ToNanoseconds() <= (
         completed.timings.total_time.ToNanoseconds()
     )
@@ -59,7 +71,8 @@ async def test_text_equals_llama_cpp_greedy_output_for_the_same_prompt(served: S
 
 async def test_natural_stop_reports_stop_and_usage(served: Served) -> None:
     events = await generate(
-        served.stub, start("Reply with the single word: yes", sampling={"temperature": 0, "max_tokens": 64})
+        served.stub,
+        start("Reply with the single word: yes", sampling={"temperature": 0, "max_tokens": 64}),
     )
 
     completed = events[-1].completed
@@ -96,7 +109,9 @@ async def test_chunks_carry_no_progress_or_metadata_unless_asked(served: Served)
 
 
 async def test_stop_sequence_cuts_the_text_before_it(served: Served) -> None:
-    unstopped = text(await generate(served.stub, start(sampling={"temperature": 0, "max_tokens": 24})))
+    unstopped = text(
+        await generate(served.stub, start(sampling={"temperature": 0, "max_tokens": 24}))
+    )
     stop = unstopped.split()[2]
     events = await generate(
         served.stub, start(stop=[stop], sampling={"temperature": 0, "max_tokens": 24})
@@ -113,7 +128,9 @@ async def test_client_chosen_stream_id_is_used(served: Served) -> None:
 
 
 async def test_json_output_is_valid_json(served: Served) -> None:
-    schema = '{"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}'
+    schema = (
+        '{"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}'
+    )
     events = await generate(
         served.stub,
         start(
@@ -122,8 +139,6 @@ async def test_json_output_is_valid_json(served: Served) -> None:
             sampling={"temperature": 0, "max_tokens": 48},
         ),
     )
-
-    import json
 
     value = json.loads(text(events))
     assert isinstance(value["color"], str)
@@ -148,7 +163,9 @@ async def test_cancel_request_ends_with_cancelled_and_stops_decoding(served: Ser
 
 async def test_client_disconnect_stops_decoding(served: Served) -> None:
     backend: EmbeddedBackend = served.backend("embedded")
-    call = served.stub.Generate(iter([start("Count from one to five hundred.", sampling={"max_tokens": 256})]))
+    call = served.stub.Generate(
+        iter([start("Count from one to five hundred.", sampling={"max_tokens": 256})])
+    )
     await read_events(call, limit=4)
     assert backend.busy == 1
 
@@ -176,9 +193,7 @@ async def test_second_generation_waits_in_line_for_the_only_instance(served: Ser
 
 
 async def _assert_decoding_stopped(backend: EmbeddedBackend) -> None:
-    async with asyncio.timeout(5):
-        while backend.busy:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: backend.busy == 0)
     steps = backend.decode_steps
     await asyncio.sleep(0.3)
     assert backend.decode_steps == steps
@@ -193,9 +208,7 @@ def _running_total(values: list[int]) -> list[int]:
 
 
 @pytest.fixture(autouse=True)
-async def _idle_after(served: Served) -> None:
+async def _idle_after(served: Served) -> AsyncIterator[None]:
     """Each test leaves the shared server with no generation running."""
     yield
-    async with asyncio.timeout(5):
-        while len(served.server.generations.registry):
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(served.server.generations.registry) == 0)

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from tests.helpers import Served, start
+from tests.helpers import Served, read_events, start
 
 
 async def test_list_models_shows_the_default_embedded_route(served: Served) -> None:
@@ -89,8 +89,7 @@ async def test_steering_actions_not_built_yet_end_the_call_unimplemented(
     await call.write(svc_pb.GenerateRequest(**{action: {}}))
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        while await call.read() is not grpc.aio.EOF:
-            pass
+        await read_events(call)
 
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert caught.value.details() == f"GenerateRequest.{action}: not implemented yet"

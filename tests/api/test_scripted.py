@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -12,7 +13,18 @@ from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server.backends.scripted import ScriptedBackend, Step, words
 from llmrouter_server.errors import BackendConnectError
-from tests.helpers import Served, error_info, generate, kinds, loopback_config, read_events, serving, start, text
+from tests.helpers import (
+    Served,
+    error_info,
+    eventually,
+    generate,
+    kinds,
+    loopback_config,
+    read_events,
+    serving,
+    start,
+    text,
+)
 
 CONFIG = loopback_config(
     backends={"fake": {"kind": "openai", "api_key_env": None}},
@@ -47,11 +59,10 @@ async def test_failure_after_two_chunks_keeps_them_and_names_the_offset(
 ) -> None:
     backend.script = [Step("a"), Step("b"), Step(error=BackendConnectError("fake", "reset"))]
     call = served.stub.Generate(iter([start()]))
-    events = []
+    events: list[Any] = []
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        while (response := await call.read()) is not grpc.aio.EOF:
-            events.append(response.event)
+        await _read_into(call, events)
 
     assert kinds(events) == ["started", "chunk", "chunk"]
     assert text(events) == "ab"
@@ -79,9 +90,7 @@ async def test_third_generation_queues_behind_a_limit_of_two(
 
     assert kinds(events) == ["started", "queued"]
     assert events[1].queued.position == 1
-    async with asyncio.timeout(5):
-        while backend.open_streams:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: backend.open_streams == 0)
 
 
 async def test_shutdown_ends_running_generations_unavailable_with_their_offset(
@@ -108,3 +117,8 @@ async def test_shutdown_ends_running_generations_unavailable_with_their_offset(
     assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(ended.value).metadata["offset"] == "2"
     assert backend.open_streams == 0
+
+
+async def _read_into(call: Any, events: list[Any]) -> None:
+    while (response := await call.read()) is not grpc.aio.EOF:
+        events.append(response.event)

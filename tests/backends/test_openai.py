@@ -11,7 +11,17 @@ import pytest
 from llmrouter.v1 import events_pb2 as ev_pb
 
 from tests.backends.upstream import MODEL_ALIAS, Proxy, llama_cpp_server
-from tests.helpers import Served, cancel, generate, kinds, loopback_config, read_events, serving, start, text
+from tests.helpers import (
+    Served,
+    cancel,
+    generate,
+    kinds,
+    loopback_config,
+    read_events,
+    serving,
+    start,
+    text,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -144,7 +144,9 @@ async def test_refused_connection_raises_connect_error() -> None:
 
 async def test_upstream_429_reaches_the_client_as_resource_exhausted_with_retry_info() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after": "3"})
+        return httpx.Response(
+            429, json={"error": {"message": "slow down"}}, headers={"retry-after": "3"}
+        )
 
     backend = _backend(httpx.MockTransport(handler))
     config = loopback_config(
@@ -168,7 +170,13 @@ async def test_upstream_429_reaches_the_client_as_resource_exhausted_with_retry_
 
 async def test_unreachable_upstream_is_unavailable_with_the_offset() -> None:
     config = loopback_config(
-        backends={"down": {"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "api_key_env": None}},
+        backends={
+            "down": {
+                "kind": "openai",
+                "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                "api_key_env": None,
+            }
+        },
         routes={"down-model": {"targets": [{"backend": "down", "model": "m"}]}},
         default_route="down-model",
     )

@@ -10,7 +10,7 @@ from llmrouter_server.routing.slots import Slots
 
 async def _take(slots: Slots, positions: list[int]) -> None:
     async with aclosing(slots.acquire()) as waiting:
-        async for position in waiting:
+        async for position in waiting:  # noqa: PERF401 - positions must show as they arrive
             positions.append(position)
 
 

@@ -1,0 +1,7 @@
+"""``python -m llmrouter_server`` runs the CLI."""
+
+import sys
+
+from llmrouter_server.cli import main
+
+sys.exit(main())
