@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from llmrouter_server.errors import ConfigError
@@ -97,7 +105,19 @@ class OpenAIBackendConfig(_Section):
     """Time allowed between two reads of the response."""
 
 
-BackendConfig = Annotated[EmbeddedBackendConfig | OpenAIBackendConfig, Field(discriminator="kind")]
+def _backend_kind(value: Any) -> str:
+    """The ``kind`` of a backend entry; an entry without one is embedded, so
+    ``LLMROUTER_BACKENDS__EMBEDDED__N_CTX=4096`` works without naming the kind."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "embedded"))
+    return str(getattr(value, "kind", "embedded"))
+
+
+BackendConfig = Annotated[
+    Annotated[EmbeddedBackendConfig, Tag("embedded")]
+    | Annotated[OpenAIBackendConfig, Tag("openai")],
+    Discriminator(_backend_kind),
+]
 
 
 class TargetConfig(_Section):
@@ -113,7 +133,7 @@ class RouteConfig(_Section):
     """A named list of targets."""
 
     targets: list[TargetConfig] = Field(min_length=1)
-    """Targets in order; the first is used (fallback arrives with routing policies)."""
+    """Targets in order; this version sends every generation to the first."""
     policy: Literal["fallback"] = "fallback"
     """How the targets are used."""
 
