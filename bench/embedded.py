@@ -75,7 +75,12 @@ class _Server:
             "LLMROUTER_SERVER__PORT": str(port),
             "LLMROUTER_BACKENDS__EMBEDDED__N_CTX": str(N_CTX),
         }
-        command = [str(Path(sys.executable).with_name("llmrouter")), "serve", "--log-level", "WARNING"]
+        command = [
+            str(Path(sys.executable).with_name("llmrouter")),
+            "serve",
+            "--log-level",
+            "WARNING",
+        ]
         self._process = subprocess.Popen(command, env=env)
         address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -114,11 +119,13 @@ async def _router_run(address: str, max_tokens: int) -> tuple[float, str]:
 def _prompt_tokens(llm: Llama) -> list[int]:
     formatter = llama_chat_format.Jinja2ChatFormatter(
         template=str(llm.metadata["tokenizer.chat_template"]),
-        eos_token=llm._model.token_get_text(llm.token_eos()),  # noqa: SLF001
-        bos_token=llm._model.token_get_text(llm.token_bos()),  # noqa: SLF001
+        eos_token=llm._model.token_get_text(llm.token_eos()),
+        bos_token=llm._model.token_get_text(llm.token_bos()),
     )
     formatted = formatter(messages=[{"role": "user", "content": PROMPT}])
-    return llm.tokenize(formatted.prompt.encode(), add_bos=not formatted.added_special, special=True)
+    return llm.tokenize(
+        formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+    )
 
 
 def _bare_generate(llm: Llama, max_tokens: int) -> tuple[float, str]:
@@ -126,7 +133,7 @@ def _bare_generate(llm: Llama, max_tokens: int) -> tuple[float, str]:
     out = bytearray()
     count = 0
     for token in llm.generate(_prompt_tokens(llm), temp=0, reset=True):
-        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):  # noqa: SLF001
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
             break
         out += llm.detokenize([token])
         count += 1
@@ -156,7 +163,9 @@ def _bare_chat(llm: Llama, max_tokens: int) -> tuple[float, str]:
     return tokens / elapsed, text
 
 
-def _report(results: dict[str, list[float]], texts: dict[str, str], args: argparse.Namespace) -> None:
+def _report(
+    results: dict[str, list[float]], texts: dict[str, str], args: argparse.Namespace
+) -> None:
     router = statistics.median(results["router"])
     summary = {name: statistics.median(rates) for name, rates in results.items()}
     print(f"SmolLM2-135M-Instruct, greedy, max_tokens={args.max_tokens}, runs={args.runs}, "

@@ -10,8 +10,8 @@ from llmrouter_server.routing.slots import Slots
 
 async def _take(slots: Slots, positions: list[int]) -> None:
     async with aclosing(slots.acquire()) as waiting:
-        async for position in waiting:  # noqa: PERF401 - positions must show as they arrive
-            positions.append(position)
+        async for position in waiting:
+            positions.append(position)  # noqa: PERF401 - each position must show as it arrives
 
 
 async def test_free_slot_is_taken_without_waiting() -> None:
