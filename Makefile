@@ -8,9 +8,13 @@ PY := $(VENV)/bin/python
 TOOLS := .tools
 BUF_VERSION := 1.75.0
 GRPCURL_VERSION := v1.9.3
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 BUF := $(TOOLS)/npm/node_modules/.bin/buf
 GRPCURL := $(TOOLS)/bin/grpcurl
-GENERATED := clients/python/src/llmrouter/v1
+GO_PLUGINS := $(TOOLS)/bin/protoc-gen-go $(TOOLS)/bin/protoc-gen-go-grpc
+TS_DEPS := clients/typescript/node_modules/.installed
+GENERATED := clients/python/src/llmrouter/v1 clients/go/gen clients/typescript/src/gen
 PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
@@ -60,20 +64,38 @@ $(BUF):
 $(GRPCURL):
 	GOBIN=$(CURDIR)/$(TOOLS)/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-generate: install tools
+generate: install tools go-tools ts-deps
 	rm -rf $(GENERATED)
 	$(BUF) generate
 
 # Regenerates into a scratch copy and fails when the checked-in code differs.
-check-generated: install tools lint-proto
+check-generated: install tools go-tools ts-deps lint-proto
 	rm -rf $(TOOLS)/check && mkdir -p $(TOOLS)/check
 	$(BUF) generate --template buf.gen.yaml -o $(TOOLS)/check
-	diff -r $(TOOLS)/check/$(GENERATED) $(GENERATED) || \
-		(echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+	for dir in $(GENERATED); do diff -r $(TOOLS)/check/$$dir $$dir || \
+		{ echo "generated code is stale: run 'make generate' and commit" >&2; exit 1; }; done
 
 lint-proto: tools
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+
+.PHONY: go-tools ts-deps
+
+# The clients' generators and dependencies: Go plugins from the Go module proxy,
+# the TypeScript packages exactly as package-lock.json pins them.
+go-tools: $(GO_PLUGINS)
+
+$(TOOLS)/bin/protoc-gen-go:
+	GOBIN=$(CURDIR)/$(TOOLS)/bin go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(TOOLS)/bin/protoc-gen-go-grpc:
+	GOBIN=$(CURDIR)/$(TOOLS)/bin go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+ts-deps: $(TS_DEPS)
+
+$(TS_DEPS): clients/typescript/package.json clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --silent --no-audit --no-fund
+	touch $@
 
 lint: install
 	$(PY) -m ruff check .
