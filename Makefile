@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 serve: install
 	$(VENV)/bin/llmrouter serve
 
-test: install tools check-generated lint
+test: install tools check-generated lint test-go
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The compilers llama-cpp-python builds with, from Debian's packages when missing.
@@ -79,7 +79,7 @@ lint-proto: tools
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 
-.PHONY: go-tools ts-deps
+.PHONY: go-tools ts-deps test-go
 
 # The clients' generators and dependencies: Go plugins from the Go module proxy,
 # the TypeScript packages exactly as package-lock.json pins them.
@@ -96,6 +96,10 @@ ts-deps: $(TS_DEPS)
 $(TS_DEPS): clients/typescript/package.json clients/typescript/package-lock.json
 	cd clients/typescript && npm ci --silent --no-audit --no-fund
 	touch $@
+
+# Each client's own tests, against a `llmrouter serve` process their harness starts.
+test-go: install
+	cd clients/go && go vet ./... && go test -count=1 -timeout 300s ./...
 
 lint: install
 	$(PY) -m ruff check .

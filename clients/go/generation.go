@@ -1,0 +1,203 @@
+package llmrouter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
+)
+
+type generateStream = grpc.BidiStreamingClient[llmrouterv1.GenerateRequest, llmrouterv1.GenerateResponse]
+
+// Generation is one generation on one Generate call. Read its events with
+// Recv or Events from one goroutine; Pause, Resume, Cancel and Grant may be
+// called from any goroutine. Close releases the call early.
+type Generation struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	rpc    llmrouterv1.RouterServiceClient
+	policy ReconnectPolicy
+
+	mu       sync.Mutex // guards stream (and sending on it) and streamID
+	stream   generateStream
+	streamID string
+
+	// The fields below belong to the reading goroutine.
+	cursor      cursor
+	attempts    int
+	text        strings.Builder
+	completed   *llmrouterv1.Completed
+	onCompleted func(text string, completed *llmrouterv1.Completed)
+}
+
+// Generate starts a generation; the call lasts until ctx ends, the
+// generation completes, or Close is called.
+func (c *Client) Generate(ctx context.Context, start *llmrouterv1.StartGeneration) (*Generation, error) {
+	if c.reconnect.enabled() && start.GetOnDisconnect() == nil {
+		start = proto.CloneOf(start)
+		start.OnDisconnect = c.reconnect.disconnectPolicy()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g := &Generation{ctx: ctx, cancel: cancel, rpc: c.rpc, policy: c.reconnect, streamID: start.GetStreamId()}
+	first := &llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Start{Start: start}}
+	if err := g.open(first); err != nil {
+		cancel()
+		return nil, err
+	}
+	return g, nil
+}
+
+// StreamID is the generation's id, known once the first event has arrived
+// (or at once when the start request chose it).
+func (g *Generation) StreamID() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.streamID
+}
+
+// Recv returns the next event, in offset order. After the last event it
+// returns io.EOF; a failed generation returns an *Error.
+func (g *Generation) Recv() (*llmrouterv1.StreamEvent, error) {
+	for {
+		response, err := g.current().Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				g.cancel()
+				return nil, io.EOF
+			}
+			if err = g.reattach(wrapError(err)); err != nil {
+				g.cancel()
+				return nil, err
+			}
+			continue
+		}
+		event := response.GetEvent()
+		if g.cursor.accept(event) {
+			g.attempts = 0
+			g.record(event)
+			return event, nil
+		}
+	}
+}
+
+// Events iterates over the remaining events; it stops after the last event or
+// after yielding an error.
+func (g *Generation) Events() iter.Seq2[*llmrouterv1.StreamEvent, error] {
+	return func(yield func(*llmrouterv1.StreamEvent, error) bool) {
+		for {
+			event, err := g.Recv()
+			if errors.Is(err, io.EOF) || !yield(event, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Wait reads the remaining events and returns the whole text and the
+// completed event.
+func (g *Generation) Wait() (string, *llmrouterv1.Completed, error) {
+	for _, err := range g.Events() {
+		if err != nil {
+			return g.text.String(), nil, err
+		}
+	}
+	return g.text.String(), g.completed, nil
+}
+
+// Pause asks the server to stop producing until Resume.
+func (g *Generation) Pause(reason string) error {
+	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Pause{Pause: &llmrouterv1.PauseGeneration{Reason: reason}}})
+}
+
+// Resume continues a paused generation at the next offset.
+func (g *Generation) Resume() error {
+	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Resume{Resume: &llmrouterv1.ResumeGeneration{}}})
+}
+
+// Cancel stops the generation; it then ends with a completed event whose
+// finish reason is CANCELLED.
+func (g *Generation) Cancel(reason string) error {
+	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Cancel{Cancel: &llmrouterv1.CancelGeneration{Reason: reason}}})
+}
+
+// Grant allows the server to send credits more events (CREDIT flow mode).
+func (g *Generation) Grant(credits uint32) error {
+	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Grant{Grant: &llmrouterv1.GrantCredits{Credits: credits}}})
+}
+
+// Close ends the call; the server then cancels the generation, unless it was
+// started with on_disconnect DETACH.
+func (g *Generation) Close() {
+	g.cancel()
+}
+
+func (g *Generation) open(first *llmrouterv1.GenerateRequest) error {
+	stream, err := g.rpc.Generate(g.ctx)
+	if err != nil {
+		return wrapError(err)
+	}
+	// io.EOF means the server already ended the call; Recv reports why.
+	if err := stream.Send(first); err != nil && !errors.Is(err, io.EOF) {
+		return wrapError(err)
+	}
+	g.mu.Lock()
+	g.stream = stream
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *Generation) current() generateStream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stream
+}
+
+func (g *Generation) send(request *llmrouterv1.GenerateRequest) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.stream.Send(request)
+	if errors.Is(err, io.EOF) {
+		return ErrEnded
+	}
+	return wrapError(err)
+}
+
+// reattach opens a new call attached to the generation after cause ended the
+// previous one; it returns nil once attached, or the error to report.
+func (g *Generation) reattach(cause error) error {
+	id := g.StreamID()
+	for id != "" && g.policy.wait(g.ctx, cause, g.attempts+1) {
+		g.attempts++
+		attach := &llmrouterv1.AttachGeneration{StreamId: id, FromOffset: g.cursor.next}
+		cause = g.open(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Attach{Attach: attach}})
+		if cause == nil {
+			return nil
+		}
+	}
+	return cause
+}
+
+// record keeps the stream id, the text so far and the completed event.
+func (g *Generation) record(event *llmrouterv1.StreamEvent) {
+	g.mu.Lock()
+	g.streamID = event.GetStreamId()
+	g.mu.Unlock()
+	switch {
+	case event.GetChunk() != nil:
+		g.text.WriteString(event.GetChunk().GetText())
+	case event.GetFallbackUsed().GetAction() == llmrouterv1.MidStreamAction_MID_STREAM_ACTION_RESTART:
+		g.text.Reset()
+	case event.GetCompleted() != nil:
+		g.completed = event.GetCompleted()
+		if g.onCompleted != nil {
+			g.onCompleted(g.text.String(), g.completed)
+		}
+	}
+}

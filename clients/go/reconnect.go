@@ -1,0 +1,101 @@
+package llmrouter
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
+)
+
+// ReconnectPolicy re-attaches a Generation or a Subscription after its call
+// was lost: ended with UNAVAILABLE, which is how gRPC reports a dropped
+// connection, a restarted proxy or a server going away.
+//
+// A Generation re-attaches with a Generate `attach` request naming its stream
+// id and the offset after the last event it delivered; a Subscription adds
+// each of its subscriptions again from that offset. Replayed events the caller
+// has already seen are dropped, so it sees every event once and in order.
+//
+// This needs a server that implements DETACH and `attach`: with a policy set,
+// every generation starts with on_disconnect DETACH (unless the request sets
+// its own), so it outlives the lost call for DetachTTL. A server that does not
+// implement DETACH refuses such a start with UNIMPLEMENTED.
+type ReconnectPolicy struct {
+	// MaxAttempts is how many re-attach attempts follow one another without an
+	// event in between; 0 disables reconnecting.
+	MaxAttempts int
+	// Backoff is the wait before the first attempt, doubled after each one;
+	// 100 ms when zero.
+	Backoff time.Duration
+	// MaxBackoff caps the wait; 2 s when zero.
+	MaxBackoff time.Duration
+	// DetachTTL is how long the server keeps a generation whose caller is
+	// gone; 30 s when zero.
+	DetachTTL time.Duration
+}
+
+func (p ReconnectPolicy) withDefaults() ReconnectPolicy {
+	if p.Backoff <= 0 {
+		p.Backoff = 100 * time.Millisecond
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 2 * time.Second
+	}
+	if p.DetachTTL <= 0 {
+		p.DetachTTL = 30 * time.Second
+	}
+	return p
+}
+
+// enabled reports whether generations should be started detachable.
+func (p ReconnectPolicy) enabled() bool {
+	return p.MaxAttempts > 0
+}
+
+// disconnectPolicy is the on_disconnect a reconnecting client starts with.
+func (p ReconnectPolicy) disconnectPolicy() *llmrouterv1.DisconnectPolicy {
+	return &llmrouterv1.DisconnectPolicy{
+		Action:    llmrouterv1.DisconnectAction_DISCONNECT_ACTION_DETACH,
+		DetachTtl: durationpb.New(p.DetachTTL),
+	}
+}
+
+// wait sleeps before attempt number attempt (counting from 1) when err allows
+// another attempt; it returns false when the caller must give up instead.
+func (p ReconnectPolicy) wait(ctx context.Context, err error, attempt int) bool {
+	if attempt > p.MaxAttempts || status.Code(err) != codes.Unavailable {
+		return false
+	}
+	delay := p.Backoff << (attempt - 1)
+	if delay > p.MaxBackoff || delay <= 0 {
+		delay = p.MaxBackoff
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// cursor tracks the next offset of one generation, so events replayed after
+// re-attaching are delivered once.
+type cursor struct {
+	next uint64
+	seen bool
+}
+
+// accept reports whether event is new, and moves past it when it is.
+func (c *cursor) accept(event *llmrouterv1.StreamEvent) bool {
+	if c.seen && event.GetOffset() < c.next {
+		return false
+	}
+	c.next, c.seen = event.GetOffset()+1, true
+	return true
+}
