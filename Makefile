@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 serve: install
 	$(VENV)/bin/llmrouter serve
 
-test: install tools check-generated lint test-go
+test: install tools check-generated lint test-go test-ts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The compilers llama-cpp-python builds with, from Debian's packages when missing.
@@ -79,7 +79,7 @@ lint-proto: tools
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
 
-.PHONY: go-tools ts-deps test-go
+.PHONY: go-tools ts-deps test-go test-ts
 
 # The clients' generators and dependencies: Go plugins from the Go module proxy,
 # the TypeScript packages exactly as package-lock.json pins them.
@@ -100,6 +100,9 @@ $(TS_DEPS): clients/typescript/package.json clients/typescript/package-lock.json
 # Each client's own tests, against a `llmrouter serve` process their harness starts.
 test-go: install
 	cd clients/go && go vet ./... && go test -count=1 -timeout 300s ./...
+
+test-ts: install $(TS_DEPS)
+	cd clients/typescript && npm test --silent
 
 lint: install
 	$(PY) -m ruff check .

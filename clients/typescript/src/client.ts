@@ -1,0 +1,110 @@
+/**
+ * RouterClient: the entry point, one HTTP/2 connection to one server.
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type CallOptions, type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { ChatSession, type ChatOptions } from "./chat.js";
+import { ControlChannel } from "./control.js";
+import { RouterError } from "./errors.js";
+import { StartGenerationSchema } from "./gen/llmrouter/v1/generation_pb.js";
+import type { Route } from "./gen/llmrouter/v1/operations_pb.js";
+import {
+  type GetStatsResponse,
+  type GetStreamResponse,
+  type ListStreamsRequestSchema,
+  type ListStreamsResponse,
+  RouterService,
+} from "./gen/llmrouter/v1/service_pb.js";
+import { Generation, type StartRequest } from "./generation.js";
+import { detachPolicy, type ReconnectPolicy } from "./reconnect.js";
+import { Subscription } from "./subscription.js";
+
+/** How a RouterClient connects. */
+export interface RouterClientOptions {
+  /** The server's host:port, such as "localhost:50051"; plaintext HTTP/2. */
+  address?: string;
+  /** A transport to use instead of `address` (TLS, interceptors, ...); close() leaves it open. */
+  transport?: Transport;
+  /** Re-attach generations and subscriptions after a lost connection; see ReconnectPolicy. */
+  reconnect?: ReconnectPolicy;
+}
+
+/** A client of one llmrouter server. Call close() when done. */
+export class RouterClient {
+  /** The generated Connect client, for calls this class does not wrap. */
+  readonly rpc: Client<typeof RouterService>;
+  readonly #sessions: Http2SessionManager | undefined;
+  readonly #reconnect: ReconnectPolicy | undefined;
+
+  constructor(options: RouterClientOptions) {
+    let transport = options.transport;
+    if (transport === undefined) {
+      if (options.address === undefined) {
+        throw new TypeError("RouterClient needs an address or a transport");
+      }
+      const baseUrl = `http://${options.address}`;
+      this.#sessions = new Http2SessionManager(baseUrl);
+      transport = createGrpcTransport({ baseUrl, sessionManager: this.#sessions });
+    }
+    this.rpc = createClient(RouterService, transport);
+    this.#reconnect = options.reconnect;
+  }
+
+  /** Starts a generation; iterate the result for its events. */
+  generate(start: StartRequest, options: { signal?: AbortSignal } = {}): Generation {
+    const message = create(StartGenerationSchema, start);
+    if (this.#reconnect !== undefined && this.#reconnect.maxAttempts > 0) {
+      message.onDisconnect ??= detachPolicy(this.#reconnect);
+    }
+    return new Generation(this.rpc, message, this.#reconnect, options.signal);
+  }
+
+  /** Starts a conversation that keeps its history. */
+  chat(options: ChatOptions = {}): ChatSession {
+    return new ChatSession(this, options);
+  }
+
+  /** Opens a Subscribe call; add subscriptions to it with add(). */
+  subscribe(options: { signal?: AbortSignal } = {}): Subscription {
+    return new Subscription(this.rpc, this.#reconnect, options.signal);
+  }
+
+  /** Opens a Control call for operator commands. */
+  control(options: { signal?: AbortSignal } = {}): ControlChannel {
+    return new ControlChannel(this.rpc, options.signal);
+  }
+
+  /** The configured routes, the default one marked. */
+  async listModels(options?: CallOptions): Promise<Route[]> {
+    return (await unary(this.rpc.listModels({}, options))).routes;
+  }
+
+  /** One page of generations, newest first. */
+  listStreams(request: MessageInitShape<typeof ListStreamsRequestSchema> = {}, options?: CallOptions): Promise<ListStreamsResponse> {
+    return unary(this.rpc.listStreams(request, options));
+  }
+
+  /** The status of one generation and up to `recentEvents` of its latest events. */
+  getStream(streamId: string, recentEvents = 0, options?: CallOptions): Promise<GetStreamResponse> {
+    return unary(this.rpc.getStream({ streamId, recentEvents }, options));
+  }
+
+  /** Counters and latency percentiles; `model` selects one model or route. */
+  getStats(model = "", options?: CallOptions): Promise<GetStatsResponse> {
+    return unary(this.rpc.getStats({ model }, options));
+  }
+
+  /** Closes the connection this client opened; calls in flight fail. */
+  close(): void {
+    this.#sessions?.abort();
+  }
+}
+
+async function unary<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    throw RouterError.from(error);
+  }
+}

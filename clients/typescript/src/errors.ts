@@ -1,0 +1,85 @@
+/**
+ * RouterError: a failed call or command with its gRPC code and the decoded
+ * google.rpc details.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type BadRequest,
+  BadRequestSchema,
+  type ErrorInfo,
+  ErrorInfoSchema,
+  type RetryInfo,
+  RetryInfoSchema,
+} from "./details.js";
+
+/**
+ * A failed call: a ConnectError (so `code`, `rawMessage` and `metadata` work
+ * as usual) with the server's ErrorInfo, BadRequest and RetryInfo decoded.
+ * `code` uses Connect's Code enum, whose numbers are the gRPC status codes.
+ */
+export class RouterError extends ConnectError {
+  // The name stays "ConnectError": ConnectError's instanceof recognises
+  // subclasses by it. Its instanceof also accepts any error shaped like a
+  // ConnectError, so this brand keeps `instanceof RouterError` to RouterErrors.
+  readonly #brand = true;
+  /** The ErrorInfo detail (domain "llmrouter.v1"), if the server sent one. */
+  readonly errorInfo: ErrorInfo | undefined;
+  /** The invalid request fields, if any. */
+  readonly badRequest: BadRequest | undefined;
+  /** How long the server asks the caller to wait, if it said. */
+  readonly retryInfo: RetryInfo | undefined;
+
+  constructor(error: ConnectError) {
+    super(error.rawMessage, error.code, error.metadata, undefined, error.cause);
+    this.details = error.details;
+    this.errorInfo = error.findDetails(ErrorInfoSchema)[0];
+    this.badRequest = error.findDetails(BadRequestSchema)[0];
+    this.retryInfo = error.findDetails(RetryInfoSchema)[0];
+  }
+
+  /** The gRPC name of the code, such as "NOT_FOUND". */
+  get codeName(): string {
+    return Code[this.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+  }
+
+  /** The stable ErrorInfo reason, such as "NOT_FOUND"; "" when absent. */
+  get reason(): string {
+    return this.errorInfo?.reason ?? "";
+  }
+
+  /** The request field at fault, such as "start.model"; "" when unknown. */
+  get field(): string {
+    return this.errorInfo?.metadata["field"] ?? "";
+  }
+
+  /** The generation the error belongs to; "" when unknown. */
+  get streamId(): string {
+    return this.errorInfo?.metadata["stream_id"] ?? "";
+  }
+
+  /** The offset the next event would have had; undefined when unknown. */
+  get offset(): bigint | undefined {
+    const offset = this.errorInfo?.metadata["offset"];
+    return offset === undefined ? undefined : BigInt(offset);
+  }
+
+  /** The wait the server asks for before a retry, in milliseconds; 0 when none. */
+  get retryDelayMs(): number {
+    const delay = this.retryInfo?.retryDelay;
+    return delay === undefined ? 0 : Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && #brand in value;
+  }
+
+  /** Converts anything a call threw (Connect errors, aborts, ...) into a RouterError. */
+  static override from(error: unknown): RouterError {
+    return error instanceof RouterError ? error : new RouterError(ConnectError.from(error));
+  }
+
+  /** An error for a command the server refused in-band (Control). */
+  static command(code: number, message: string): RouterError {
+    return new RouterError(new ConnectError(message, code as Code));
+  }
+}

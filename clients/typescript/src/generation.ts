@@ -1,0 +1,176 @@
+/**
+ * Generation: one generation on one Generate call, read as an async iterable
+ * of events and steered with pause, resume, cancel and grant.
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { Client } from "@connectrpc/connect";
+import { RouterError } from "./errors.js";
+import { type Completed, type StreamEvent } from "./gen/llmrouter/v1/events_pb.js";
+import { MidStreamAction, type StartGenerationSchema } from "./gen/llmrouter/v1/generation_pb.js";
+import { type GenerateRequest, GenerateRequestSchema, type RouterService } from "./gen/llmrouter/v1/service_pb.js";
+import { AsyncQueue } from "./queue.js";
+import { Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
+
+/** What a generation is started with: the generated StartGeneration, as an init object. */
+export type StartRequest = MessageInitShape<typeof StartGenerationSchema>;
+
+/** The whole output of a generation. */
+export interface GenerationResult {
+  /** The concatenated chunks. */
+  text: string;
+  /** The last event: finish reason, usage, timings. */
+  completed: Completed;
+}
+
+/**
+ * One generation. Iterate it once for its events in offset order; the call
+ * starts when the iteration does. A failed generation throws a RouterError.
+ * pause(), resume(), cancel() and grant() may be called at any time; they do
+ * nothing once the call has ended.
+ */
+export class Generation implements AsyncIterable<StreamEvent> {
+  readonly #rpc: Client<typeof RouterService>;
+  readonly #policy: ReconnectPolicy | undefined;
+  readonly #abort = new AbortController();
+  #requests = new AsyncQueue<GenerateRequest>();
+  #attempts = 0;
+  #events: AsyncGenerator<StreamEvent, void> | undefined;
+  readonly #cursor = new Cursor();
+  #streamId: string;
+  #text = "";
+  #completed: Completed | undefined;
+  /** Called with the whole text when the completed event arrives. */
+  onCompleted: ((result: GenerationResult) => void) | undefined;
+
+  constructor(rpc: Client<typeof RouterService>, start: StartRequest, policy?: ReconnectPolicy, signal?: AbortSignal) {
+    this.#rpc = rpc;
+    this.#policy = policy;
+    this.#send({ case: "start", value: start });
+    this.#streamId = start.streamId ?? "";
+    signal?.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** The generation's id, known once the first event has arrived (or at once when the start request chose it). */
+  get streamId(): string {
+    return this.#streamId;
+  }
+
+  /** The text received so far. */
+  get text(): string {
+    return this.#text;
+  }
+
+  /** The completed event, once it has arrived. */
+  get completed(): Completed | undefined {
+    return this.#completed;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<StreamEvent, void> {
+    if (this.#events !== undefined) {
+      throw new Error("a Generation can be iterated only once");
+    }
+    this.#events = this.#run();
+    return this.#events;
+  }
+
+  /** The text of each chunk, in order. */
+  async *chunks(): AsyncGenerator<string, void> {
+    for await (const event of this) {
+      if (event.kind.case === "chunk") {
+        yield event.kind.value.text;
+      }
+    }
+  }
+
+  /** Reads the remaining events; resolves to the whole text and the completed event. */
+  async result(): Promise<GenerationResult> {
+    for await (const _ of this) {
+      // Every event is recorded as it passes.
+    }
+    if (this.#completed === undefined) {
+      throw new Error("the call ended without a completed event");
+    }
+    return { text: this.#text, completed: this.#completed };
+  }
+
+  /** Asks the server to stop producing until resume(). */
+  pause(reason = ""): void {
+    this.#send({ case: "pause", value: { reason } });
+  }
+
+  /** Continues a paused generation at the next offset. */
+  resume(): void {
+    this.#send({ case: "resume", value: {} });
+  }
+
+  /** Stops the generation; it then ends with a completed event whose finish reason is CANCELLED. */
+  cancel(reason = ""): void {
+    this.#send({ case: "cancel", value: { reason } });
+  }
+
+  /** Allows the server to send `credits` more events (CREDIT flow mode). */
+  grant(credits: number): void {
+    this.#send({ case: "grant", value: { credits } });
+  }
+
+  /** Ends the call; the server then cancels the generation unless it was started with DETACH. */
+  close(): void {
+    this.#requests.close();
+    this.#abort.abort();
+  }
+
+  #send(action: MessageInitShape<typeof GenerateRequestSchema>["action"]): void {
+    this.#requests.push(create(GenerateRequestSchema, { action }));
+  }
+
+  async *#run(): AsyncGenerator<StreamEvent, void> {
+    try {
+      for (;;) {
+        try {
+          yield* this.#call();
+          return;
+        } catch (error) {
+          const failure = RouterError.from(error);
+          this.#attempts += 1;
+          if (this.#streamId === "" || !(await waitToReconnect(this.#policy, failure, this.#attempts, this.#abort.signal))) {
+            throw failure;
+          }
+          this.#reattach();
+        }
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  async *#call(): AsyncGenerator<StreamEvent, void> {
+    for await (const response of this.#rpc.generate(this.#requests, { signal: this.#abort.signal })) {
+      const event = response.event;
+      if (event !== undefined && this.#cursor.accept(event)) {
+        this.#attempts = 0;
+        this.#record(event);
+        yield event;
+      }
+    }
+  }
+
+  /** Replaces the request queue with one that starts with `attach`; later steering goes after it. */
+  #reattach(): void {
+    this.#requests.close();
+    this.#requests = new AsyncQueue<GenerateRequest>();
+    this.#send({ case: "attach", value: { streamId: this.#streamId, fromOffset: this.#cursor.next } });
+  }
+
+  #record(event: StreamEvent): void {
+    this.#streamId = event.streamId;
+    const kind = event.kind;
+    if (kind.case === "chunk") {
+      this.#text += kind.value.text;
+    } else if (kind.case === "fallbackUsed" && kind.value.action === MidStreamAction.RESTART) {
+      this.#text = "";
+    } else if (kind.case === "completed") {
+      this.#completed = kind.value;
+      this.onCompleted?.({ text: this.#text, completed: kind.value });
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * A TypeScript client for the llmrouter gRPC service (llmrouter.v1), over
+ * Connect's gRPC transport for Node. The generated messages are re-exported
+ * as `v1`.
+ */
+export { ChatSession, type ChatMessageInit, type ChatOptions } from "./chat.js";
+export { RouterClient, type RouterClientOptions } from "./client.js";
+export { ControlChannel } from "./control.js";
+export type { BadRequest, ErrorInfo, FieldViolation, RetryInfo } from "./details.js";
+export { RouterError } from "./errors.js";
+export { Generation, type GenerationResult, type StartRequest } from "./generation.js";
+export type { ReconnectPolicy } from "./reconnect.js";
+export { Subscription, type AddSubscriptionInit } from "./subscription.js";
+export { Code } from "@connectrpc/connect";
+export * as v1 from "./v1.js";

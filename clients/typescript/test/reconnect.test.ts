@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import http2 from "node:http2";
+import { after, before, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { RouterClient, v1 } from "../src/index.js";
+
+// A stand-in for a server that implements `attach`: the first call sends three
+// events and then fails with UNAVAILABLE, as a dropped connection does; an
+// attach call replays from one offset before the one asked for (a duplicate
+// the client must drop) and completes the generation.
+const script: v1.StreamEvent["kind"][] = [
+  { case: "started", value: create(v1.StartedSchema) },
+  { case: "chunk", value: create(v1.ChunkSchema, { text: "Once" }) },
+  { case: "chunk", value: create(v1.ChunkSchema, { text: " upon" }) },
+  { case: "chunk", value: create(v1.ChunkSchema, { text: " a time" }) },
+  { case: "completed", value: create(v1.CompletedSchema, { finishReason: v1.FinishReason.LENGTH }) },
+];
+
+const received: v1.GenerateRequest[] = [];
+
+async function* generate(requests: AsyncIterable<v1.GenerateRequest>) {
+  let first: v1.GenerateRequest | undefined;
+  for await (const request of requests) {
+    first = request;
+    break;
+  }
+  assert.ok(first !== undefined);
+  received.push(first);
+  const action = first.action;
+  const [from, to] = action.case === "attach" ? [Number(action.value.fromOffset) - 1, script.length] : [0, 3];
+  for (let offset = from; offset < to; offset++) {
+    yield { event: { streamId: "gen-1", offset: BigInt(offset), kind: script[offset] } };
+  }
+  if (to < script.length) {
+    throw new ConnectError("connection lost", Code.Unavailable);
+  }
+}
+
+let server: http2.Http2Server;
+let address: string;
+
+before(async () => {
+  const routes = (router: ConnectRouter) => router.service(v1.RouterService, { generate });
+  server = http2.createServer(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const bound = server.address();
+  assert.ok(bound !== null && typeof bound !== "string");
+  address = `127.0.0.1:${bound.port}`;
+});
+
+after(() => {
+  server.close();
+});
+
+it("re-attaches from the next offset and drops replayed events", async () => {
+  received.length = 0;
+  const client = new RouterClient({ address, reconnect: { maxAttempts: 2, backoffMs: 1 } });
+
+  const generation = client.generate({ prompt: "hi" });
+  const offsets: bigint[] = [];
+  for await (const event of generation) {
+    offsets.push(event.offset);
+  }
+  client.close();
+
+  assert.deepEqual(offsets, [0n, 1n, 2n, 3n, 4n]);
+  assert.equal(generation.text, "Once upon a time");
+  assert.equal(generation.completed?.finishReason, v1.FinishReason.LENGTH);
+  assert.equal(received.length, 2);
+  const start = received[0]?.action;
+  assert.equal(start?.case, "start");
+  assert.equal(start.value.onDisconnect?.action, v1.DisconnectAction.DETACH);
+  const attach = received[1]?.action;
+  assert.equal(attach?.case, "attach");
+  assert.deepEqual([attach.value.streamId, attach.value.fromOffset], ["gen-1", 3n]);
+});
+
+it("fails with UNAVAILABLE when reconnecting is off", async () => {
+  received.length = 0;
+  const client = new RouterClient({ address });
+
+  const generation = client.generate({ prompt: "hi" });
+  const error = await generation.result().then(
+    () => assert.fail("expected UNAVAILABLE"),
+    (error: unknown) => error as ConnectError,
+  );
+  client.close();
+
+  assert.equal(error.code, Code.Unavailable);
+  assert.equal(generation.text, "Once upon");
+  assert.equal(received.length, 1);
+  assert.equal(received[0]?.action.case === "start" && received[0].action.value.onDisconnect, undefined);
+});

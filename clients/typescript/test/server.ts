@@ -1,0 +1,77 @@
+/**
+ * Starts `llmrouter serve` on a free loopback port for a test file, and stops
+ * it with SIGTERM.
+ */
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+/** $LLMROUTER_BIN, or the repository's .venv/bin/llmrouter (this file runs from dist/test). */
+export function llmrouterBin(): string {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
+  return process.env["LLMROUTER_BIN"] ?? path.join(root, ".venv", "bin", "llmrouter");
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** host:port on 127.0.0.1. */
+  address: string;
+  /** Sends SIGTERM and waits for a clean exit. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(): Promise<RunningServer> {
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const env = { ...process.env, LLMROUTER_SERVER__HOST: "127.0.0.1", LLMROUTER_SERVER__PORT: String(port) };
+  const child = spawn(llmrouterBin(), ["serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  child.stderr.on("data", (data: Buffer) => (logs += data.toString()));
+  const exited = once(child, "exit") as Promise<[number | null, string | null]>;
+  // If this test process ends without calling stop(), the server goes too.
+  const stopWithUs = () => child.kill("SIGTERM");
+  process.on("exit", stopWithUs);
+  const stop = async () => {
+    child.kill("SIGTERM");
+    const result = await Promise.race([exited, sleep(15_000, undefined)]);
+    process.off("exit", stopWithUs);
+    if (result === undefined) {
+      child.kill("SIGKILL");
+      throw new Error("llmrouter serve did not stop within 15 s of SIGTERM");
+    }
+    if (result[0] !== 0) {
+      throw new Error(`llmrouter serve ended with ${result[0] ?? result[1]}\n${logs}`);
+    }
+  };
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`llmrouter serve exited before it was healthy\n${logs}`);
+    }
+    if (await healthy(address)) {
+      return { address, stop };
+    }
+  }
+  await stop().catch(() => undefined);
+  throw new Error(`llmrouter serve was not healthy on ${address} within 60 s\n${logs}`);
+}
+
+function healthy(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(llmrouterBin(), ["health", "--address", address], (error) => resolve(error === null));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === "string") {
+    throw new Error("no port");
+  }
+  return address.port;
+}
