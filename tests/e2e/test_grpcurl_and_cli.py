@@ -7,61 +7,26 @@ through server reflection alone.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.backends.upstream import free_port
+from tests.serve_process import LLMROUTER, llmrouter_serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
 GRPCURL = shutil.which("grpcurl", path=str(ROOT / ".tools" / "bin")) or "grpcurl"
-LLMROUTER = [str(Path(sys.executable).with_name("llmrouter"))]
 
 
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
     """``llmrouter serve`` on a loopback port, as ``make serve`` runs it."""
-    port = free_port()
-    env = {**os.environ, "LLMROUTER_SERVER__HOST": "127.0.0.1", "LLMROUTER_SERVER__PORT": str(port)}
-    process = subprocess.Popen([*LLMROUTER, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        _wait_serving(address, process)
+    with llmrouter_serve() as address:
         yield address
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(15) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-            assert process.stderr is not None
-            process.stderr.close()
-
-
-def _wait_serving(address: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "llmrouter serve exited"
-        probe = subprocess.run(
-            [*LLMROUTER, "health", "--address", address],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("llmrouter serve did not become healthy in 60 s")
 
 
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:

@@ -1,1 +1,27 @@
-"""Python client for llmrouter; the generated stubs live in ``llmrouter.v1``."""
+"""Python client for llmrouter; the generated stubs live in ``llmrouter.v1``.
+
+``Client`` starts generations (``Generation``, an async iterator of events with
+``pause``, ``resume``, ``cancel`` and ``grant``), conversations
+(``ChatSession``), subscriptions (``Subscription``) and operator channels
+(``Control``). Failures raise ``RouterError`` with the gRPC code and the
+decoded ``google.rpc`` details.
+"""
+
+from ._chat import ChatSession
+from ._client import Client
+from ._control import Control
+from ._errors import RouterError
+from ._generation import Generation, Result
+from ._reconnect import Reconnect
+from ._subscription import Subscription
+
+__all__ = [
+    "ChatSession",
+    "Client",
+    "Control",
+    "Generation",
+    "Reconnect",
+    "Result",
+    "RouterError",
+    "Subscription",
+]

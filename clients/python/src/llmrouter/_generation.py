@@ -1,0 +1,173 @@
+"""Generation: one generation on one Generate call, iterated for its events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc
+
+from llmrouter.v1 import events_pb2 as ev_pb
+from llmrouter.v1 import generation_pb2 as gen_pb
+from llmrouter.v1 import service_pb2 as svc_pb
+from llmrouter.v1 import service_pb2_grpc as svc_grpc
+
+from ._errors import RouterError
+from ._reconnect import Cursor, Reconnect, wait_to_reconnect
+from ._requests import Requests
+
+_RESTART = gen_pb.MID_STREAM_ACTION_RESTART
+
+_Call = grpc.aio.StreamStreamCall[svc_pb.GenerateRequest, svc_pb.GenerateResponse]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The whole output of a generation."""
+
+    text: str
+    """The concatenated chunks."""
+    completed: ev_pb.Completed
+    """The last event: finish reason, usage, timings."""
+
+
+class Generation:
+    """One generation: an async iterator of its events in offset order.
+
+    The call starts when the iteration does; a failed generation raises
+    :class:`RouterError`. ``pause``, ``resume``, ``cancel`` and ``grant`` may be
+    called at any time and do nothing once the call has ended. Leaving an
+    ``async with`` block (or ``aclose()``) ends the call early.
+    """
+
+    def __init__(
+        self,
+        stub: svc_grpc.RouterServiceAsyncStub,
+        start: gen_pb.StartGeneration,
+        reconnect: Reconnect | None = None,
+    ) -> None:
+        self._stub = stub
+        self._reconnect = reconnect
+        self._requests = Requests(svc_pb.GenerateRequest(start=start))
+        self._call: _Call | None = None
+        self._events: AsyncIterator[ev_pb.StreamEvent] | None = None
+        self._cursor = Cursor()
+        self._attempts = 0
+        self._stream_id = start.stream_id
+        self._text: list[str] = []
+        self._completed: ev_pb.Completed | None = None
+        self.on_completed: Callable[[Result], None] | None = None
+        """Called with the whole output when the completed event arrives."""
+
+    @property
+    def stream_id(self) -> str:
+        """The generation's id, once the first event arrived (or as the start chose it)."""
+        return self._stream_id
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._text)
+
+    @property
+    def completed(self) -> ev_pb.Completed | None:
+        """The completed event, once it has arrived."""
+        return self._completed
+
+    def __aiter__(self) -> AsyncIterator[ev_pb.StreamEvent]:
+        if self._events is None:
+            self._events = self._run()
+        return self._events
+
+    async def chunks(self) -> AsyncIterator[str]:
+        """The text of each chunk, in order."""
+        async for event in self:
+            if event.HasField("chunk"):
+                yield event.chunk.text
+
+    async def result(self) -> Result:
+        """Reads the remaining events; returns the whole text and the completed event."""
+        async for _ in self:
+            pass
+        if self._completed is None:
+            raise RuntimeError("the call ended without a completed event")
+        return Result(self.text, self._completed)
+
+    def pause(self, reason: str = "") -> None:
+        """Asks the server to stop producing until :meth:`resume`."""
+        self._requests.put(svc_pb.GenerateRequest(pause=gen_pb.PauseGeneration(reason=reason)))
+
+    def resume(self) -> None:
+        """Continues a paused generation at the next offset."""
+        self._requests.put(svc_pb.GenerateRequest(resume=gen_pb.ResumeGeneration()))
+
+    def cancel(self, reason: str = "") -> None:
+        """Stops the generation; it then completes with finish reason CANCELLED."""
+        self._requests.put(svc_pb.GenerateRequest(cancel=gen_pb.CancelGeneration(reason=reason)))
+
+    def grant(self, credits: int) -> None:
+        """Allows the server to send ``credits`` more events (CREDIT flow mode)."""
+        self._requests.put(svc_pb.GenerateRequest(grant=gen_pb.GrantCredits(credits=credits)))
+
+    async def aclose(self) -> None:
+        """Ends the call; the server cancels the generation unless it was detached."""
+        self._requests.close()
+        if self._call is not None:
+            self._call.cancel()
+
+    async def __aenter__(self) -> Generation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(self) -> AsyncIterator[ev_pb.StreamEvent]:
+        try:
+            while True:
+                try:
+                    async for event in self._call_once():
+                        yield event
+                except grpc.aio.AioRpcError as error:
+                    failure = RouterError.from_rpc_error(error)
+                    self._attempts += 1
+                    if not self._stream_id or not await wait_to_reconnect(
+                        self._reconnect, failure, self._attempts
+                    ):
+                        raise failure from error
+                    self._reattach()
+                else:
+                    return
+        finally:
+            await self.aclose()
+
+    async def _call_once(self) -> AsyncIterator[ev_pb.StreamEvent]:
+        call = self._call = self._stub.Generate(self._requests.messages())
+        async for response in call:
+            if self._cursor.accept(response.event):
+                self._attempts = 0
+                self._record(response.event)
+                yield response.event
+
+    def _reattach(self) -> None:
+        """A new request side that starts with ``attach``; later steering follows it."""
+        self._requests.close()
+        attach = gen_pb.AttachGeneration(stream_id=self._stream_id, from_offset=self._cursor.next)
+        self._requests = Requests(svc_pb.GenerateRequest(attach=attach))
+
+    def _record(self, event: ev_pb.StreamEvent) -> None:
+        self._stream_id = event.stream_id
+        kind = event.WhichOneof("kind")
+        if kind == "chunk":
+            self._text.append(event.chunk.text)
+        elif kind == "fallback_used" and event.fallback_used.action == _RESTART:
+            self._text.clear()
+        elif kind == "completed":
+            self._completed = event.completed
+            if self.on_completed is not None:
+                self.on_completed(Result(self.text, event.completed))

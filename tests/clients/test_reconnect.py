@@ -1,0 +1,99 @@
+"""Reconnecting, against an in-process server that drops the call mid-stream.
+
+``llmrouter serve`` does not implement DETACH and ``attach`` yet, so a small
+grpc.aio servicer stands in for one: the first call sends three events and
+then fails with UNAVAILABLE, as a dropped connection does; an attach call
+replays from one offset before the one asked for (a duplicate the client must
+drop) and completes the generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from llmrouter import Client, Reconnect, RouterError
+from llmrouter.v1 import events_pb2 as ev_pb
+from llmrouter.v1 import generation_pb2 as gen_pb
+from llmrouter.v1 import service_pb2 as svc_pb
+from llmrouter.v1 import service_pb2_grpc as svc_grpc
+
+pytestmark = pytest.mark.timeout(30)
+
+SCRIPT = [
+    ev_pb.StreamEvent(started=ev_pb.Started()),
+    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text="Once")),
+    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text=" upon")),
+    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text=" a time")),
+    ev_pb.StreamEvent(completed=ev_pb.Completed(finish_reason=ev_pb.FINISH_REASON_LENGTH)),
+]
+
+
+class DroppingServicer(svc_grpc.RouterServiceServicer):
+    """Drops the first call after three events; serves the rest on ``attach``."""
+
+    def __init__(self) -> None:
+        self.requests: list[svc_pb.GenerateRequest] = []
+
+    async def Generate(  # type: ignore[override]  # noqa: N802 - the RPC's name
+        self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Any
+    ) -> AsyncIterator[svc_pb.GenerateResponse]:
+        first = await anext(request_iterator)
+        self.requests.append(first)
+        attach = first.WhichOneof("action") == "attach"
+        offsets = range(first.attach.from_offset - 1, len(SCRIPT)) if attach else range(3)
+        for offset in offsets:
+            event = ev_pb.StreamEvent(stream_id="gen-1", offset=offset)
+            event.MergeFrom(SCRIPT[offset])
+            yield svc_pb.GenerateResponse(event=event)
+        if not attach:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+
+
+@pytest.fixture
+async def dropping() -> AsyncIterator[tuple[str, DroppingServicer]]:
+    """The servicer on a loopback port."""
+    servicer = DroppingServicer()
+    server = grpc.aio.server()
+    svc_grpc.add_RouterServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", servicer
+    finally:
+        await server.stop(0)
+
+
+async def test_reattaches_from_the_next_offset_without_duplicates(
+    dropping: tuple[str, DroppingServicer],
+) -> None:
+    address, servicer = dropping
+
+    async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
+        generation = client.generate("hi")
+        offsets = [event.offset async for event in generation]
+
+    assert offsets == [0, 1, 2, 3, 4]
+    assert generation.text == "Once upon a time"
+    assert len(servicer.requests) == 2
+    start, attach = servicer.requests
+    assert start.start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH
+    assert (attach.attach.stream_id, attach.attach.from_offset) == ("gen-1", 3)
+
+
+async def test_without_reconnect_unavailable_is_raised(
+    dropping: tuple[str, DroppingServicer],
+) -> None:
+    address, servicer = dropping
+
+    async with Client(address) as client:
+        generation = client.generate("hi")
+        with pytest.raises(RouterError) as raised:
+            await generation.result()
+
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert generation.text == "Once upon"
+    assert len(servicer.requests) == 1
+    assert not servicer.requests[0].start.HasField("on_disconnect")
