@@ -3,6 +3,7 @@ package llmrouter_test
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,15 +16,17 @@ import (
 	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
 )
 
-// droppingServer stands in for a server that implements `attach`: the first
-// call sends three events and then fails with UNAVAILABLE, as a dropped
-// connection does; an attach call replays from one offset before the one asked
-// for (a duplicate the client must drop) and completes the generation.
+// droppingServer stands in for a server that implements `attach` and
+// Subscribe: the first call sends three events and then fails with UNAVAILABLE,
+// as a dropped connection does; a later call (an attach, or a subscription
+// from an offset) replays from one offset before the one asked for (a
+// duplicate the client must drop) and completes the generation.
 type droppingServer struct {
 	llmrouterv1.UnimplementedRouterServiceServer
 
 	mu       sync.Mutex
 	requests []*llmrouterv1.GenerateRequest
+	adds     []*llmrouterv1.AddSubscription
 }
 
 var script = []*llmrouterv1.StreamEvent{
@@ -42,17 +45,44 @@ func (s *droppingServer) Generate(stream grpc.BidiStreamingServer[llmrouterv1.Ge
 	s.mu.Lock()
 	s.requests = append(s.requests, request)
 	s.mu.Unlock()
-	from, to := 0, 3
-	if attach := request.GetAttach(); attach != nil {
-		from, to = int(attach.GetFromOffset())-1, len(script)
+	attach := request.GetAttach()
+	return replay(attach != nil, attach.GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
+		return stream.Send(&llmrouterv1.GenerateResponse{Event: event})
+	})
+}
+
+func (s *droppingServer) Subscribe(stream grpc.BidiStreamingServer[llmrouterv1.SubscribeRequest, llmrouterv1.SubscribeResponse]) error {
+	request, err := stream.Recv()
+	if err != nil {
+		return err
 	}
-	for offset := from; offset < to; offset++ {
-		event := &llmrouterv1.StreamEvent{StreamId: "gen-1", Offset: uint64(offset), Kind: script[offset].GetKind()}
-		if err := stream.Send(&llmrouterv1.GenerateResponse{Event: event}); err != nil {
+	s.mu.Lock()
+	s.adds = append(s.adds, request.GetAdd())
+	resuming := len(s.adds) > 1
+	s.mu.Unlock()
+	err = replay(resuming, request.GetAdd().GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
+		return stream.Send(&llmrouterv1.SubscribeResponse{Item: &llmrouterv1.SubscribeResponse_Event{Event: event}})
+	})
+	if err != nil {
+		return err
+	}
+	ended := &llmrouterv1.SubscriptionEnded{StreamId: "gen-1", NextOffset: uint64(len(script))}
+	return stream.Send(&llmrouterv1.SubscribeResponse{Item: &llmrouterv1.SubscribeResponse_Ended{Ended: ended}})
+}
+
+// replay sends the script's first three events and fails with UNAVAILABLE, or,
+// when resuming, everything from one offset before from.
+func replay(resuming bool, from uint64, send func(*llmrouterv1.StreamEvent) error) error {
+	first, end := 0, 3
+	if resuming {
+		first, end = int(from)-1, len(script)
+	}
+	for offset := first; offset < end; offset++ {
+		if err := send(&llmrouterv1.StreamEvent{StreamId: "gen-1", Offset: uint64(offset), Kind: script[offset].GetKind()}); err != nil {
 			return err
 		}
 	}
-	if to < len(script) {
+	if end < len(script) {
 		return status.Error(codes.Unavailable, "connection lost")
 	}
 	return nil
@@ -129,5 +159,43 @@ func TestWithoutReconnectUnavailableIsReturned(t *testing.T) {
 	}
 	if fake.requests[0].GetStart().GetOnDisconnect() != nil {
 		t.Fatal("a client without a reconnect policy asked for DETACH")
+	}
+}
+
+func TestSubscriptionReconnectsFromTheNextOffsetWithoutDuplicates(t *testing.T) {
+	fake := &droppingServer{}
+	policy := llmrouter.ReconnectPolicy{MaxAttempts: 2, Backoff: time.Millisecond}
+	client, err := llmrouter.New(serveFake(t, fake), llmrouter.WithReconnect(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	subscription, err := client.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subscription.Close()
+	if err := subscription.Add(&llmrouterv1.AddSubscription{StreamId: "gen-1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	var offsets []uint64
+	for item, err := range subscription.Responses() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if item.GetEnded() != nil {
+			break
+		}
+		offsets = append(offsets, item.GetEvent().GetOffset())
+	}
+
+	if !slices.Equal(offsets, []uint64{0, 1, 2, 3, 4}) {
+		t.Fatalf("offsets = %v, want 0..4 once each", offsets)
+	}
+	if len(fake.adds) != 2 || fake.adds[1].GetStreamId() != "gen-1" || fake.adds[1].GetFromOffset() != 3 {
+		t.Fatalf("adds = %v, want the second from offset 3", fake.adds)
 	}
 }

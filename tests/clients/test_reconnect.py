@@ -1,10 +1,11 @@
 """Reconnecting, against an in-process server that drops the call mid-stream.
 
-``llmrouter serve`` does not implement DETACH and ``attach`` yet, so a small
-grpc.aio servicer stands in for one: the first call sends three events and
-then fails with UNAVAILABLE, as a dropped connection does; an attach call
-replays from one offset before the one asked for (a duplicate the client must
-drop) and completes the generation.
+``llmrouter serve`` does not implement DETACH, ``attach`` and Subscribe yet,
+so a small grpc.aio servicer stands in for one: the first call sends three
+events and then fails with UNAVAILABLE, as a dropped connection does; a later
+call (an attach, or a subscription from an offset) replays from one offset
+before the one asked for (a duplicate the client must drop) and completes the
+generation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from llmrouter import Client, Reconnect, RouterError
 from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import generation_pb2 as gen_pb
+from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
@@ -31,11 +33,21 @@ SCRIPT = [
 ]
 
 
+def replay(resuming: bool, from_offset: int) -> list[ev_pb.StreamEvent]:
+    """The first three events, or, when resuming, all from one before ``from_offset``."""
+    offsets = range(from_offset - 1, len(SCRIPT)) if resuming else range(3)
+    events = [ev_pb.StreamEvent(stream_id="gen-1", offset=offset) for offset in offsets]
+    for event in events:
+        event.MergeFrom(SCRIPT[event.offset])
+    return events
+
+
 class DroppingServicer(svc_grpc.RouterServiceServicer):
-    """Drops the first call after three events; serves the rest on ``attach``."""
+    """Drops the first call after three events; serves the rest when resumed."""
 
     def __init__(self) -> None:
         self.requests: list[svc_pb.GenerateRequest] = []
+        self.adds: list[svc_pb.SubscribeRequest] = []
 
     async def Generate(  # type: ignore[override]  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Any
@@ -43,13 +55,23 @@ class DroppingServicer(svc_grpc.RouterServiceServicer):
         first = await anext(request_iterator)
         self.requests.append(first)
         attach = first.WhichOneof("action") == "attach"
-        offsets = range(first.attach.from_offset - 1, len(SCRIPT)) if attach else range(3)
-        for offset in offsets:
-            event = ev_pb.StreamEvent(stream_id="gen-1", offset=offset)
-            event.MergeFrom(SCRIPT[offset])
+        for event in replay(attach, first.attach.from_offset):
             yield svc_pb.GenerateResponse(event=event)
         if not attach:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+
+    async def Subscribe(  # type: ignore[override]  # noqa: N802 - the RPC's name
+        self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Any
+    ) -> AsyncIterator[svc_pb.SubscribeResponse]:
+        first = await anext(request_iterator)
+        self.adds.append(first)
+        resuming = len(self.adds) > 1
+        for event in replay(resuming, first.add.from_offset):
+            yield svc_pb.SubscribeResponse(event=event)
+        if not resuming:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
+        ended = ops_pb.SubscriptionEnded(stream_id="gen-1", next_offset=len(SCRIPT))
+        yield svc_pb.SubscribeResponse(ended=ended)
 
 
 @pytest.fixture
@@ -97,3 +119,21 @@ async def test_without_reconnect_unavailable_is_raised(
     assert generation.text == "Once upon"
     assert len(servicer.requests) == 1
     assert not servicer.requests[0].start.HasField("on_disconnect")
+
+
+async def test_subscription_resubscribes_from_the_next_offset_without_duplicates(
+    dropping: tuple[str, DroppingServicer],
+) -> None:
+    address, servicer = dropping
+
+    async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
+        subscription = client.subscribe()
+        subscription.add("gen-1")
+        items = [item async for item in subscription]
+
+    assert [item.event.offset for item in items[:-1]] == [0, 1, 2, 3, 4]
+    assert items[-1].ended.next_offset == len(SCRIPT)
+    assert [(add.add.stream_id, add.add.from_offset) for add in servicer.adds] == [
+        ("gen-1", 0),
+        ("gen-1", 3),
+    ]

@@ -7,10 +7,11 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { RouterClient, v1 } from "../src/index.js";
 
-// A stand-in for a server that implements `attach`: the first call sends three
-// events and then fails with UNAVAILABLE, as a dropped connection does; an
-// attach call replays from one offset before the one asked for (a duplicate
-// the client must drop) and completes the generation.
+// A stand-in for a server that implements `attach` and Subscribe: the first
+// call sends three events and then fails with UNAVAILABLE, as a dropped
+// connection does; a later call (an attach, or a subscription from an offset)
+// replays from one offset before the one asked for (a duplicate the client
+// must drop) and completes the generation.
 const script: v1.StreamEvent["kind"][] = [
   { case: "started", value: create(v1.StartedSchema) },
   { case: "chunk", value: create(v1.ChunkSchema, { text: "Once" }) },
@@ -20,30 +21,51 @@ const script: v1.StreamEvent["kind"][] = [
 ];
 
 const received: v1.GenerateRequest[] = [];
+const adds: v1.SubscribeRequest[] = [];
 
-async function* generate(requests: AsyncIterable<v1.GenerateRequest>) {
-  let first: v1.GenerateRequest | undefined;
-  for await (const request of requests) {
-    first = request;
-    break;
+/** The first three events then UNAVAILABLE, or, when resuming, all from one before `from`. */
+function* replay(resuming: boolean, from: bigint) {
+  const [first, end] = resuming ? [Number(from) - 1, script.length] : [0, 3];
+  for (let offset = first; offset < end; offset++) {
+    yield create(v1.StreamEventSchema, { streamId: "gen-1", offset: BigInt(offset), kind: script[offset] });
   }
-  assert.ok(first !== undefined);
-  received.push(first);
-  const action = first.action;
-  const [from, to] = action.case === "attach" ? [Number(action.value.fromOffset) - 1, script.length] : [0, 3];
-  for (let offset = from; offset < to; offset++) {
-    yield { event: { streamId: "gen-1", offset: BigInt(offset), kind: script[offset] } };
-  }
-  if (to < script.length) {
+  if (end < script.length) {
     throw new ConnectError("connection lost", Code.Unavailable);
   }
+}
+
+async function firstOf<T>(requests: AsyncIterable<T>): Promise<T> {
+  for await (const request of requests) {
+    return request;
+  }
+  throw new Error("no request");
+}
+
+async function* generate(requests: AsyncIterable<v1.GenerateRequest>) {
+  const first = await firstOf(requests);
+  received.push(first);
+  const action = first.action;
+  const attach = action.case === "attach";
+  for (const event of replay(attach, attach ? action.value.fromOffset : 0n)) {
+    yield { event };
+  }
+}
+
+async function* subscribe(requests: AsyncIterable<v1.SubscribeRequest>) {
+  const first = await firstOf(requests);
+  adds.push(first);
+  const from = first.action.case === "add" ? first.action.value.fromOffset : 0n;
+  for (const event of replay(adds.length > 1, from)) {
+    yield { item: { case: "event" as const, value: event } };
+  }
+  yield { item: { case: "ended" as const, value: { streamId: "gen-1", nextOffset: BigInt(script.length) } } };
 }
 
 let server: http2.Http2Server;
 let address: string;
 
 before(async () => {
-  const routes = (router: ConnectRouter) => router.service(v1.RouterService, { generate });
+  const routes = (router: ConnectRouter) => router.service(v1.RouterService, { generate, subscribe });
   server = http2.createServer(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -94,4 +116,28 @@ it("fails with UNAVAILABLE when reconnecting is off", async () => {
   assert.equal(generation.text, "Once upon");
   assert.equal(received.length, 1);
   assert.equal(received[0]?.action.case === "start" && received[0].action.value.onDisconnect, undefined);
+});
+
+it("resubscribes from the next offset and drops replayed events", async () => {
+  const client = new RouterClient({ address, reconnect: { maxAttempts: 2, backoffMs: 1 } });
+
+  const subscription = client.subscribe();
+  subscription.add({ streamId: "gen-1" });
+  const items: v1.SubscribeResponse["item"][] = [];
+  for await (const response of subscription) {
+    items.push(response.item);
+  }
+  client.close();
+
+  assert.deepEqual(
+    items.map((item) => (item.case === "event" ? item.value.offset : item.case)),
+    [0n, 1n, 2n, 3n, 4n, "ended"],
+  );
+  assert.deepEqual(
+    adds.map((add) => (add.action.case === "add" ? [add.action.value.streamId, add.action.value.fromOffset] : [])),
+    [
+      ["gen-1", 0n],
+      ["gen-1", 3n],
+    ],
+  );
 });
