@@ -115,7 +115,7 @@ def _payload(request: BackendRequest) -> dict[str, Any]:
     sampling = request.sampling
     payload: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": _messages(request),
         "max_tokens": request.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -132,6 +132,15 @@ def _payload(request: BackendRequest) -> dict[str, Any]:
     }
     payload.update({key: value for key, value in optional.items() if value is not None})
     return payload
+
+
+def _messages(request: BackendRequest) -> list[dict[str, str]]:
+    messages = [{"role": str(m.role), "content": m.content} for m in request.messages]
+    if request.continuation:
+        # Servers that support prefill (vLLM, llama.cpp's server, Anthropic-style
+        # APIs) continue a trailing assistant message; others answer after it.
+        messages.append({"role": "assistant", "content": request.continuation})
+    return messages
 
 
 def _response_format(request: BackendRequest) -> dict[str, Any] | None:
