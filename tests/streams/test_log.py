@@ -62,9 +62,11 @@ async def test_skip_cursor_jumps_to_the_latest_event_with_a_gap() -> None:
     gap = await cursor.next()
     latest = await cursor.next()
 
-    assert gap is not None and gap.kind == Gap(from_offset=0, to_offset=8)
+    assert gap is not None
+    assert gap.kind == Gap(from_offset=0, to_offset=8)
     assert gap.offset == 8
-    assert latest is not None and latest.offset == 9
+    assert latest is not None
+    assert latest.offset == 9
     assert not log.blocked()  # SKIP cursors never hold the producer
 
 
@@ -90,7 +92,8 @@ async def test_credit_cursor_hands_out_only_granted_events() -> None:
     event = await third
 
     assert [e.offset for e in first if e] == [0, 1]
-    assert event is not None and event.offset == 2
+    assert event is not None
+    assert event.offset == 2
     assert cursor.credits == 0
 
 
@@ -113,9 +116,11 @@ async def test_replay_then_live_then_end_with_the_error() -> None:
     log.append(Resumed())
     log.close(Unavailable("bye"))
 
-    assert replayed is not None and replayed.offset == 1
+    assert replayed is not None
+    assert replayed.offset == 1
     event = await waiting
-    assert event is not None and event.kind == Resumed()
+    assert event is not None
+    assert event.kind == Resumed()
     with pytest.raises(Unavailable):
         await cursor.next()
 
