@@ -71,8 +71,8 @@ class ScriptedBackend:
             self.open_streams -= 1
 
     async def _wait(self, step: Step) -> None:
-        if step.delay:
-            await asyncio.sleep(step.delay)
+        # Like a real backend, every step lets the event loop run.
+        await asyncio.sleep(step.delay)
         if step.stall:
             await asyncio.Event().wait()
         if step.error is not None:
