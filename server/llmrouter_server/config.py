@@ -125,6 +125,10 @@ class OpenAIBackendConfig(_Section):
     """Time allowed to open a connection."""
     read_timeout_seconds: float = Field(60.0, gt=0)
     """Time allowed between two reads of the response."""
+    receive_buffer_bytes: int = Field(4096, ge=0)
+    """The socket receive buffer per connection (SO_RCVBUF; 0 keeps the system's).
+    A small one makes TCP push back on the provider sooner when a generation
+    waits, and bounds what one read takes off the socket."""
 
 
 def _backend_kind(value: Any) -> str:

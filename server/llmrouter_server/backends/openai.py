@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,8 +62,7 @@ class OpenAIBackend:
             timeout=httpx.Timeout(
                 config.read_timeout_seconds, connect=config.connect_timeout_seconds
             ),
-            limits=httpx.Limits(max_connections=config.max_concurrency),
-            transport=transport,
+            transport=transport or _transport(config),
         )
 
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
@@ -104,6 +104,23 @@ class OpenAIBackend:
             _error_message(body),
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
+
+
+def _transport(config: OpenAIBackendConfig) -> httpx.AsyncHTTPTransport:
+    size = config.receive_buffer_bytes
+    # The options apply once the connection is up: the buffer bounds what the
+    # kernel holds for us, the clamp bounds the window the upstream may fill.
+    options = (
+        [
+            (socket.SOL_SOCKET, socket.SO_RCVBUF, size),
+            (socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, size),
+        ]
+        if size
+        else []
+    )
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=config.max_concurrency), socket_options=options
+    )
 
 
 def _auth_headers(api_key_env: str | None) -> dict[str, str]:
