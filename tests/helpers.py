@@ -115,3 +115,29 @@ async def eventually(predicate: Callable[[], bool], seconds: float = 5.0) -> Non
     async with asyncio.timeout(seconds):
         while not predicate():  # noqa: ASYNC110 - polls state owned by the server under test
             await asyncio.sleep(0.01)
+
+
+TIGHT_CHANNEL = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 1024)]
+"""Client channel options that keep HTTP/2's window small and fixed (no BDP growth)."""
+
+
+def stub_for(served: Served, options: list[tuple[str, Any]]) -> tuple[grpc.aio.Channel, Any]:
+    """A second channel (another connection) to the same server."""
+    channel = grpc.aio.insecure_channel(served.address, options=options)
+    return channel, svc_grpc.RouterServiceStub(channel)
+
+
+async def stable(read: Callable[[], int], quiet: float = 0.3, seconds: float = 10.0) -> int:
+    """Waits until ``read()`` stops changing for ``quiet`` seconds; returns its value."""
+    async with asyncio.timeout(seconds):
+        value = read()
+        while True:
+            await asyncio.sleep(quiet)
+            if read() == value:
+                return value
+            value = read()
+
+
+def control_request(request_id: str = "", **command: Any) -> Any:
+    """A Control request with one command, e.g. ``pause={"stream_id": "x"}``."""
+    return svc_pb.ControlRequest(request_id=request_id, **command)

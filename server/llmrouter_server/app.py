@@ -70,7 +70,7 @@ async def start_server(
 ) -> RunningServer:
     """Builds the backends (unless given), binds the port and starts serving."""
     built = dict(backends) if backends is not None else build_backends(config)
-    generations = Generations(build_router(config, built), config.limits)
+    generations = Generations(build_router(config, built), config.limits, config.streams)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),

@@ -61,14 +61,36 @@ class LimitsConfig(_Section):
     """Largest total size of prompt and messages, in UTF-8 bytes."""
     max_stop_sequences: int = Field(8, ge=0)
     """Most stop sequences one request may give."""
-    buffer_events: int = Field(64, gt=0)
-    """Events buffered between a generation's producer and its writer."""
+    max_subscriptions_per_call: int = Field(16, gt=0)
+    """Most generations one Subscribe call may follow at once."""
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> LimitsConfig:
         if self.default_max_tokens > self.max_tokens_cap:
             raise ValueError("default_max_tokens must not exceed max_tokens_cap")
         return self
+
+
+class StreamsConfig(_Section):
+    """Flow control, pausing and retention of generations."""
+
+    window_events: int = Field(64, gt=1)
+    """Unread events a lossless consumer may lag before the producer waits."""
+    window_bytes: int = Field(64 * 1024, gt=1)
+    """Unread event bytes a lossless consumer may lag before the producer waits."""
+    retain_bytes_per_stream: int = Field(1024 * 1024, gt=0)
+    """Event bytes kept per generation for replay; the oldest are evicted first."""
+    retain_total_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    """Event bytes kept over all finished generations; the oldest go first."""
+    retain_seconds: float = Field(300.0, ge=0)
+    """How long a finished generation stays available for Subscribe and GetStream."""
+    release_after_seconds: float = Field(30.0, gt=0)
+    """How long a paused or stalled generation keeps its backend (a llama.cpp
+    instance, an HTTP connection) before giving it back; it continues later."""
+    default_detach_seconds: float = Field(60.0, gt=0)
+    """How long a detached generation waits for a consumer when the request gives no TTL."""
+    max_detach_seconds: float = Field(600.0, gt=0)
+    """The longest detach TTL a request may ask for."""
 
 
 class EmbeddedBackendConfig(_Section):
@@ -103,6 +125,10 @@ class OpenAIBackendConfig(_Section):
     """Time allowed to open a connection."""
     read_timeout_seconds: float = Field(60.0, gt=0)
     """Time allowed between two reads of the response."""
+    receive_buffer_bytes: int = Field(4096, ge=0)
+    """The socket receive buffer per connection (SO_RCVBUF; 0 keeps the system's).
+    A small one makes TCP push back on the provider sooner when a generation
+    waits, and bounds what one read takes off the socket."""
 
 
 def _backend_kind(value: Any) -> str:
@@ -158,6 +184,8 @@ class Config(BaseSettings):
     """The listener."""
     limits: LimitsConfig = LimitsConfig()
     """Request bounds."""
+    streams: StreamsConfig = StreamsConfig()
+    """Flow control, pausing and retention."""
     backends: dict[str, BackendConfig] = Field(default_factory=_default_backends)
     """Backends by name."""
     routes: dict[str, RouteConfig] = Field(default_factory=_default_routes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -56,6 +57,25 @@ CASES: list[tuple[str, list[svc_pb.GenerateRequest], grpc.StatusCode, str]] = [
     ("empty stop", [start(stop=[""])], INVALID, "start.stop"),
     ("stream id", [start(stream_id="bad id!")], INVALID, "start.stream_id"),
     (
+        "detach TTL too long",
+        [
+            start(
+                on_disconnect={
+                    "action": "DISCONNECT_ACTION_DETACH",
+                    "detach_ttl": timedelta(hours=1),
+                }
+            )
+        ],
+        INVALID,
+        "start.on_disconnect.detach_ttl",
+    ),
+    (
+        "coalescing",
+        [start(stream_options={"coalescing": {"mode": "COALESCE_MODE_SIZE"}})],
+        grpc.StatusCode.UNIMPLEMENTED,
+        "start.stream_options.coalescing",
+    ),
+    (
         "schema without JSON",
         [start(response_format={"json_schema": "{}"})],
         INVALID,
@@ -69,22 +89,10 @@ CASES: list[tuple[str, list[svc_pb.GenerateRequest], grpc.StatusCode, str]] = [
         "start.model",
     ),
     (
-        "credit flow",
-        [start(flow={"mode": "FLOW_MODE_CREDIT", "initial_credits": 4})],
-        grpc.StatusCode.UNIMPLEMENTED,
-        "start.flow.mode",
-    ),
-    (
-        "detach on disconnect",
-        [start(on_disconnect={"action": "DISCONNECT_ACTION_DETACH"})],
-        grpc.StatusCode.UNIMPLEMENTED,
-        "start.on_disconnect.action",
-    ),
-    (
-        "attach",
+        "attach to an unknown stream",
         [svc_pb.GenerateRequest(attach=gen_pb.AttachGeneration(stream_id="x"))],
-        grpc.StatusCode.UNIMPLEMENTED,
-        "GenerateRequest.attach",
+        grpc.StatusCode.NOT_FOUND,
+        "stream 'x' not found",
     ),
 ]
 

@@ -211,4 +211,4 @@ def _running_total(values: list[int]) -> list[int]:
 async def _idle_after(served: Served) -> AsyncIterator[None]:
     """Each test leaves the shared server with no generation running."""
     yield
-    await eventually(lambda: len(served.server.generations.registry) == 0)
+    await eventually(lambda: not served.server.generations.registry.running())

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from tests.helpers import Served, read_events, start
+from tests.helpers import Served, start
 
 
 async def test_list_models_shows_the_default_embedded_route(served: Served) -> None:
@@ -48,48 +45,9 @@ async def test_health_is_serving(served: Served, service: str) -> None:
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def _control(served: Served) -> Awaitable[Any]:
-    return _drain(served.stub.Control(iter([svc_pb.ControlRequest()])))
-
-
-def _subscribe(served: Served) -> Awaitable[Any]:
-    return _drain(served.stub.Subscribe(iter([svc_pb.SubscribeRequest()])))
-
-
-async def _drain(call: Any) -> None:
-    async for _ in call:
-        pass
-
-
-CALLS: dict[str, Callable[[Served], Awaitable[Any]]] = {
-    "Control": _control,
-    "Subscribe": _subscribe,
-    "ListStreams": lambda s: s.stub.ListStreams(svc_pb.ListStreamsRequest()),
-    "GetStream": lambda s: s.stub.GetStream(svc_pb.GetStreamRequest(stream_id="x")),
-    "GetStats": lambda s: s.stub.GetStats(svc_pb.GetStatsRequest()),
-}
-
-
-@pytest.mark.parametrize("rpc", list(CALLS))
-async def test_rpcs_not_built_yet_answer_unimplemented(served: Served, rpc: str) -> None:
+async def test_get_stats_answers_unimplemented(served: Served) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await CALLS[rpc](served)
+        await served.stub.GetStats(svc_pb.GetStatsRequest())
 
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert caught.value.details() == f"llmrouter.v1.RouterService/{rpc} is not implemented yet"
-
-
-@pytest.mark.parametrize("action", ["pause", "resume", "grant"])
-async def test_steering_actions_not_built_yet_end_the_call_unimplemented(
-    served: Served, action: str
-) -> None:
-    call = served.stub.Generate()
-    await call.write(start(sampling={"max_tokens": 200}))
-    await call.read()
-    await call.write(svc_pb.GenerateRequest(**{action: {}}))
-
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await read_events(call)
-
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert caught.value.details() == f"GenerateRequest.{action}: not implemented yet"
+    assert caught.value.details() == "llmrouter.v1.RouterService/GetStats is not implemented yet"

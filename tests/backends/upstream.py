@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -129,3 +130,83 @@ class Proxy:
                     self.upstream_bytes += len(data)
                 writer.write(data)
                 await writer.drain()
+
+
+class SSEUpstream:
+    """A minimal OpenAI-compatible streaming server on a real loopback socket.
+
+    Each request gets ``tokens`` SSE chunk events (" t0", " t1", ...) written
+    as fast as the socket takes them, then ``[DONE]``. It records the request
+    bodies, how many events it managed to write, and closed connections.
+
+    Attributes:
+        bodies: The JSON bodies received, in order.
+        sent: Events written to the socket over all requests.
+        closed: Connections that ended, by the client or after ``[DONE]``.
+    """
+
+    def __init__(self, tokens: int, delay: float = 0.0) -> None:
+        self.tokens = tokens
+        self.delay = delay
+        self.bodies: list[dict[str, object]] = []
+        self.sent = 0
+        self.closed = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        """Starts listening; returns the ``/v1`` base URL."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def stop(self) -> None:
+        """Stops listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        try:
+            self.bodies.append(await _read_request(reader))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            )
+            skip = len(_continuation(self.bodies[-1]).split())
+            for index in range(skip, self.tokens):
+                delta = json.dumps({"choices": [{"delta": {"content": f" t{index}"}}]})
+                writer.write(f"data: {delta}\n\n".encode())
+                await writer.drain()
+                self.sent += 1
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            writer.write(b'data: {"choices": [{"delta": {}, "finish_reason": "stop"}]}\n\n')
+            writer.write(b"data: [DONE]\n\n")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.closed += 1
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict[str, object]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.decode().split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    body: dict[str, object] = json.loads(await reader.readexactly(length))
+    return body
+
+
+def _continuation(body: dict[str, object]) -> str:
+    messages = body.get("messages")
+    assert isinstance(messages, list)
+    last = messages[-1]
+    return str(last["content"]) if last["role"] == "assistant" else ""

@@ -7,15 +7,24 @@ refused with UNIMPLEMENTED naming the field, so nothing pretends to work.
 from __future__ import annotations
 
 from llmrouter.v1 import generation_pb2 as gen_pb
+from llmrouter.v1 import operations_pb2 as ops_pb
 
 from llmrouter_server.errors import Unimplemented
+from llmrouter_server.streams.log import SlowPolicy
 from llmrouter_server.streams.request import (
+    Flow,
     GenerationRequest,
     Message,
     Role,
     Sampling,
     StreamOptions,
 )
+
+_POLICIES = {
+    ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK: SlowPolicy.BLOCK,
+    ops_pb.SLOW_SUBSCRIBER_POLICY_SKIP: SlowPolicy.SKIP,
+    ops_pb.SLOW_SUBSCRIBER_POLICY_DISCONNECT: SlowPolicy.DISCONNECT,
+}
 
 _ROLES = {
     gen_pb.CHAT_ROLE_SYSTEM: Role.SYSTEM,
@@ -43,7 +52,28 @@ def start_request(start: gen_pb.StartGeneration) -> GenerationRequest:
             include_token_ids=options.include_token_ids,
         ),
         labels=tuple(sorted(start.labels.items())),
+        flow=flow(start.flow),
+        detach=start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH,
+        detach_seconds=_seconds(start.on_disconnect, "detach_ttl"),
     )
+
+
+def flow(message: gen_pb.FlowControl) -> Flow:
+    """The domain flow settings of a ``FlowControl`` message."""
+    return Flow(
+        credit=message.mode == gen_pb.FLOW_MODE_CREDIT, initial_credits=message.initial_credits
+    )
+
+
+def slow_policy(value: ops_pb.SlowSubscriberPolicy) -> SlowPolicy:
+    """The domain policy of a ``SlowSubscriberPolicy`` value (BLOCK when unset)."""
+    return _POLICIES.get(value, SlowPolicy.BLOCK)
+
+
+def _seconds(message: gen_pb.DisconnectPolicy, name: str) -> float | None:
+    if not message.HasField(name):
+        return None
+    return float(getattr(message, name).ToNanoseconds()) / 1e9
 
 
 def _sampling(sampling: gen_pb.SamplingParams) -> Sampling:
@@ -64,12 +94,9 @@ def _sampling(sampling: gen_pb.SamplingParams) -> Sampling:
 def _refuse_unimplemented(start: gen_pb.StartGeneration) -> None:
     coalescing = start.stream_options.coalescing
     refused = {
-        "start.flow.mode": start.flow.mode == gen_pb.FLOW_MODE_CREDIT,
-        "start.flow.initial_credits": start.flow.initial_credits != 0,
         "start.stream_options.coalescing": coalescing.mode
         not in (gen_pb.COALESCE_MODE_UNSPECIFIED, gen_pb.COALESCE_MODE_TOKEN),
         "start.routing": start.HasField("routing"),
-        "start.on_disconnect.action": start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH,
     }
     for field, used in refused.items():
         if used:

@@ -8,8 +8,12 @@ from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.api.status import status_code
+from llmrouter_server.errors import RouterError
 from llmrouter_server.routing.router import Route
 from llmrouter_server.streams import events
+from llmrouter_server.streams.generation import StreamState
+from llmrouter_server.streams.status import StreamStatus
 
 _FINISH = {
     events.FinishReason.STOP: ev_pb.FINISH_REASON_STOP,
@@ -18,6 +22,17 @@ _FINISH = {
     events.FinishReason.CANCELLED: ev_pb.FINISH_REASON_CANCELLED,
     events.FinishReason.CONTENT_FILTER: ev_pb.FINISH_REASON_CONTENT_FILTER,
 }
+
+_STATES = {
+    StreamState.QUEUED: ops_pb.STREAM_STATE_QUEUED,
+    StreamState.RUNNING: ops_pb.STREAM_STATE_RUNNING,
+    StreamState.PAUSED: ops_pb.STREAM_STATE_PAUSED,
+    StreamState.COMPLETED: ops_pb.STREAM_STATE_COMPLETED,
+    StreamState.FAILED: ops_pb.STREAM_STATE_FAILED,
+    StreamState.CANCELLED: ops_pb.STREAM_STATE_CANCELLED,
+}
+STATES_BY_VALUE = {value: state for state, value in _STATES.items()}
+"""Contract state values to domain states, for request filters."""
 
 _KINDS = {
     "embedded": ops_pb.BACKEND_KIND_EMBEDDED,
@@ -42,9 +57,51 @@ def stream_event(event: events.Event) -> ev_pb.StreamEvent:
         message.started.CopyFrom(_started(kind))
     elif isinstance(kind, events.Queued):
         message.queued.position = kind.position
-    else:
+    elif isinstance(kind, events.Completed):
         message.completed.CopyFrom(_completed(kind))
+    elif isinstance(kind, events.Paused):
+        message.paused.reason = kind.reason
+    elif isinstance(kind, events.Resumed):
+        message.resumed.SetInParent()
+    else:
+        message.gap.from_offset = kind.from_offset
+        message.gap.to_offset = kind.to_offset
     return message
+
+
+def stream_status(status: StreamStatus) -> ops_pb.StreamStatus:
+    """The contract form of a generation's status."""
+    message = ops_pb.StreamStatus(
+        stream_id=status.stream_id,
+        state=_STATES[status.state],
+        route=status.route,
+        model=status.model,
+        backend=status.backend,
+        next_offset=status.next_offset,
+        first_retained_offset=status.first_retained_offset,
+        usage=_usage(status.usage),
+        finish_reason=_FINISH.get(status.finish_reason, ev_pb.FINISH_REASON_UNSPECIFIED)
+        if status.finish_reason
+        else ev_pb.FINISH_REASON_UNSPECIFIED,
+        consumers=status.consumers,
+        labels=dict(status.labels),
+    )
+    message.created_at.FromNanoseconds(int(status.created_at * 1e9))
+    if status.finished_at is not None:
+        message.finished_at.FromNanoseconds(int(status.finished_at * 1e9))
+    if status.error is not None:
+        message.error.CopyFrom(command_error(status.error))
+    return message
+
+
+def stream_status_state(state: StreamState) -> ops_pb.StreamState:
+    """The contract value of a state."""
+    return _STATES[state]
+
+
+def command_error(error: RouterError) -> ops_pb.CommandError:
+    """An in-band error: the status code it maps to and its message."""
+    return ops_pb.CommandError(code=status_code(error).value[0], message=error.message)
 
 
 def list_models_response(routes: list[Route], default_route: str) -> svc_pb.ListModelsResponse:
@@ -104,11 +161,7 @@ def _completed(completed: events.Completed) -> ev_pb.Completed:
     timings = completed.timings
     return ev_pb.Completed(
         finish_reason=_FINISH[completed.finish_reason],
-        usage=ev_pb.Usage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        ),
+        usage=_usage(usage),
         timings=ev_pb.Timings(
             queue_time=_duration(timings.queue_time),
             time_to_first_token=_duration(timings.time_to_first_token),
@@ -118,6 +171,14 @@ def _completed(completed: events.Completed) -> ev_pb.Completed:
         model=completed.model,
         backend=completed.backend,
         attempts=completed.attempts,
+    )
+
+
+def _usage(usage: events.Usage) -> ev_pb.Usage:
+    return ev_pb.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
     )
 
 

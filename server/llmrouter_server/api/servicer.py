@@ -1,30 +1,31 @@
-"""The RouterService servicer: decode, call the domain, encode, map errors."""
+"""The RouterService servicer: decode, call the domain, encode, map errors.
+
+The streaming RPCs live in their own modules (``generate``, ``control``,
+``subscribe``); their methods here are async generators because grpc.aio
+decides how to drive a handler from the method itself. The unary lookups are
+here.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 
-import grpc
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
-from llmrouter_server.api import decode, encode
-from llmrouter_server.api.status import abort
-from llmrouter_server.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    RouterError,
-    Unimplemented,
-)
-from llmrouter_server.streams.generation import Generation
-from llmrouter_server.streams.request import GenerationRequest
+from llmrouter_server.api import encode
+from llmrouter_server.api.control import control
+from llmrouter_server.api.generate import generate
+from llmrouter_server.api.status import Context, abort
+from llmrouter_server.api.subscribe import subscribe
+from llmrouter_server.errors import InvalidArgument, RouterError, Unimplemented
 from llmrouter_server.streams.service import Generations
 
-Context = grpc.aio.ServicerContext[object, object]
+DEFAULT_PAGE_SIZE = 100
+"""ListStreams page size when the request gives none."""
 
-logger = logging.getLogger(__name__)
+MAX_RECENT_EVENTS = 1000
+"""Most events GetStream returns."""
 
 
 class RouterServicer(svc_grpc.RouterServiceServicer):
@@ -36,24 +37,23 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
     async def Generate(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Context
     ) -> AsyncIterator[svc_pb.GenerateResponse]:
-        """Starts a generation from the first request and streams its events.
+        """Starts (or re-attaches to) a generation and streams its events."""
+        async for response in generate(self._generations, request_iterator, context):
+            yield response
 
-        grpc.aio awaits each write before asking for the next event, so a slow
-        reader holds the generation back through the bounded hand-off.
-        """
-        try:
-            generation = self._generations.start(await _start_message(request_iterator))
-        except RouterError as error:
-            await abort(context, error)
-        steering = asyncio.create_task(_steer(request_iterator, generation))
-        try:
-            async for event in generation.events():
-                yield encode.generate_response(event)
-        except RouterError as error:
-            await abort(context, error)
-        finally:
-            steering.cancel()
-            generation.cancel()
+    async def Control(  # noqa: N802 - the RPC's name
+        self, request_iterator: AsyncIterator[svc_pb.ControlRequest], context: Context
+    ) -> AsyncIterator[svc_pb.ControlResponse]:
+        """Runs operator commands and pushes watched state changes."""
+        async for response in control(self._generations, request_iterator):
+            yield response
+
+    async def Subscribe(  # noqa: N802 - the RPC's name
+        self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Context
+    ) -> AsyncIterator[svc_pb.SubscribeResponse]:
+        """Follows generations by id, replay then live."""
+        async for response in subscribe(self._generations, request_iterator):
+            yield response
 
     async def ListModels(  # noqa: N802 - the RPC's name
         self, request: svc_pb.ListModelsRequest, context: Context
@@ -62,89 +62,50 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         router = self._generations.router
         return encode.list_models_response(router.routes(), router.default_route)
 
-    async def Control(  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.ControlRequest], context: Context
-    ) -> AsyncIterator[svc_pb.ControlResponse]:
-        """Not implemented yet."""
-        await abort(context, _unimplemented("Control"))
-        yield svc_pb.ControlResponse()  # never reached: makes this a streaming handler
-
-    async def Subscribe(  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Context
-    ) -> AsyncIterator[svc_pb.SubscribeResponse]:
-        """Not implemented yet."""
-        await abort(context, _unimplemented("Subscribe"))
-        yield svc_pb.SubscribeResponse()  # never reached: makes this a streaming handler
-
     async def ListStreams(  # noqa: N802 - the RPC's name
         self, request: svc_pb.ListStreamsRequest, context: Context
     ) -> svc_pb.ListStreamsResponse:
-        """Not implemented yet."""
-        await abort(context, _unimplemented("ListStreams"))
+        """Lists running and retained generations, newest first, a page at a time."""
+        try:
+            start = _page_start(request.page_token)
+        except RouterError as error:
+            await abort(context, error)
+        states = [encode.STATES_BY_VALUE[value] for value in request.states if value]
+        statuses = self._generations.statuses(states)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        page = statuses[start : start + size]
+        more = start + size < len(statuses)
+        return svc_pb.ListStreamsResponse(
+            streams=[encode.stream_status(status) for status in page],
+            next_page_token=str(start + size) if more else "",
+        )
 
     async def GetStream(  # noqa: N802 - the RPC's name
         self, request: svc_pb.GetStreamRequest, context: Context
     ) -> svc_pb.GetStreamResponse:
-        """Not implemented yet."""
-        await abort(context, _unimplemented("GetStream"))
+        """Describes one generation and returns its recent events."""
+        try:
+            generation = self._generations.registry.get(request.stream_id)
+        except RouterError as error:
+            await abort(context, error)
+        recent = generation.log.recent(min(request.recent_events, MAX_RECENT_EVENTS))
+        return svc_pb.GetStreamResponse(
+            status=encode.stream_status(self._generations.status(request.stream_id)),
+            recent_events=[encode.stream_event(event) for event in recent],
+        )
 
     async def GetStats(  # noqa: N802 - the RPC's name
         self, request: svc_pb.GetStatsRequest, context: Context
     ) -> svc_pb.GetStatsResponse:
         """Not implemented yet."""
-        await abort(context, _unimplemented("GetStats"))
-
-
-async def _start_message(requests: AsyncIterator[svc_pb.GenerateRequest]) -> GenerationRequest:
-    try:
-        first = await anext(requests)
-    except StopAsyncIteration:
-        raise InvalidArgument(
-            "GenerateRequest.start", "the call ended before a start message"
-        ) from None
-    action = first.WhichOneof("action")
-    if action == "start":
-        return decode.start_request(first.start)
-    if action == "attach":
-        raise Unimplemented(
-            "GenerateRequest.attach: re-attaching is not implemented yet",
-            field="GenerateRequest.attach",
-        )
-    raise InvalidArgument(
-        "GenerateRequest.start", f"the first message must be start, got {action or 'nothing'}"
-    )
-
-
-async def _steer(requests: AsyncIterator[svc_pb.GenerateRequest], generation: Generation) -> None:
-    """Applies the later requests of a Generate call to its generation."""
-    try:
-        async for request in requests:
-            _apply(request, generation)
-    except grpc.RpcError:
-        logger.debug("request stream of %s ended abruptly", generation.stream_id)
-
-
-def _apply(request: svc_pb.GenerateRequest, generation: Generation) -> None:
-    """Applies one steering request."""
-    action = request.WhichOneof("action")
-    if action == "cancel":
-        generation.cancel()
-    elif action in {"start", "attach"}:
-        generation.cancel(
-            FailedPrecondition(
-                f"GenerateRequest.{action}: this call's generation has already started",
-                field=f"GenerateRequest.{action}",
-            )
-        )
-    elif action is None:
-        generation.cancel(InvalidArgument("GenerateRequest.action", "no action set"))
-    else:
-        generation.cancel(
-            Unimplemented(
-                f"GenerateRequest.{action}: not implemented yet", field=f"GenerateRequest.{action}"
-            )
+        await abort(
+            context, Unimplemented("llmrouter.v1.RouterService/GetStats is not implemented yet")
         )
 
 
-def _unimplemented(rpc: str) -> Unimplemented:
-    return Unimplemented(f"llmrouter.v1.RouterService/{rpc} is not implemented yet")
+def _page_start(token: str) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidArgument("ListStreamsRequest.page_token", "is not a token this server gave")
+    return int(token)

@@ -18,6 +18,9 @@ from grpc_status import rpc_status
 
 from llmrouter_server import errors
 
+Context = grpc.aio.ServicerContext[object, object]
+"""The servicer context of any RPC."""
+
 DOMAIN = "llmrouter.v1"
 """The ErrorInfo domain of every error this server returns."""
 

@@ -36,6 +36,8 @@ class BackendRequest:
     """A JSON Schema for the output, as JSON text."""
     want_token_ids: bool = False
     """Report token ids when the backend can."""
+    continuation: str = ""
+    """Text the answer already starts with; the backend continues after it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,8 +62,11 @@ class Instance:
         """
         messages: Any = [{"role": str(m.role), "content": m.content} for m in request.messages]
         formatted = self._formatter(messages=messages)
+        # A continuation is the start of the answer: it goes after the
+        # assistant header, unterminated, and decoding picks up after it.
+        prompt = formatted.prompt + request.continuation
         tokens = self.llm.tokenize(
-            formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
+            prompt.encode(), add_bos=not formatted.added_special, special=True
         )
         room = self.llm.n_ctx() - len(tokens)
         if room <= 0:

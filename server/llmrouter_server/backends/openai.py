@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,8 +62,7 @@ class OpenAIBackend:
             timeout=httpx.Timeout(
                 config.read_timeout_seconds, connect=config.connect_timeout_seconds
             ),
-            limits=httpx.Limits(max_connections=config.max_concurrency),
-            transport=transport,
+            transport=transport or _transport(config),
         )
 
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
@@ -106,6 +106,23 @@ class OpenAIBackend:
         )
 
 
+def _transport(config: OpenAIBackendConfig) -> httpx.AsyncHTTPTransport:
+    size = config.receive_buffer_bytes
+    # The options apply once the connection is up: the buffer bounds what the
+    # kernel holds for us, the clamp bounds the window the upstream may fill.
+    options = (
+        [
+            (socket.SOL_SOCKET, socket.SO_RCVBUF, size),
+            (socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, size),
+        ]
+        if size
+        else []
+    )
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=config.max_concurrency), socket_options=options
+    )
+
+
 def _auth_headers(api_key_env: str | None) -> dict[str, str]:
     key = os.environ.get(api_key_env) if api_key_env else None
     return {"Authorization": f"Bearer {key}"} if key else {}
@@ -115,7 +132,7 @@ def _payload(request: BackendRequest) -> dict[str, Any]:
     sampling = request.sampling
     payload: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": _messages(request),
         "max_tokens": request.max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -132,6 +149,15 @@ def _payload(request: BackendRequest) -> dict[str, Any]:
     }
     payload.update({key: value for key, value in optional.items() if value is not None})
     return payload
+
+
+def _messages(request: BackendRequest) -> list[dict[str, str]]:
+    messages = [{"role": str(m.role), "content": m.content} for m in request.messages]
+    if request.continuation:
+        # Servers that support prefill (vLLM, llama.cpp's server, Anthropic-style
+        # APIs) continue a trailing assistant message; others answer after it.
+        messages.append({"role": "assistant", "content": request.continuation})
+    return messages
 
 
 def _response_format(request: BackendRequest) -> dict[str, Any] | None:

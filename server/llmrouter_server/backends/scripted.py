@@ -58,7 +58,7 @@ class ScriptedBackend:
         try:
             steps = self.script(request) if callable(self.script) else self.script
             texts = 0
-            for step in steps:
+            for step in _after(steps, request.continuation):
                 await self._wait(step)
                 texts += 1
                 self.emitted += 1
@@ -71,8 +71,8 @@ class ScriptedBackend:
             self.open_streams -= 1
 
     async def _wait(self, step: Step) -> None:
-        if step.delay:
-            await asyncio.sleep(step.delay)
+        # Like a real backend, every step lets the event loop run.
+        await asyncio.sleep(step.delay)
         if step.stall:
             await asyncio.Event().wait()
         if step.error is not None:
@@ -87,3 +87,13 @@ def words(text: str, *, delay: float = 0.0) -> list[Step]:
     pieces = text.split(" ")
     tokens = [pieces[0]] + [" " + piece for piece in pieces[1:]]
     return [Step(text=token, delay=delay) for token in tokens]
+
+
+def _after(steps: Sequence[Step], continuation: str) -> Sequence[Step]:
+    """The steps left once the text of a continuation has been emitted."""
+    emitted = 0
+    for index, step in enumerate(steps):
+        if emitted >= len(continuation):
+            return steps[index:]
+        emitted += len(step.text)
+    return []

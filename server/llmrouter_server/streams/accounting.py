@@ -39,6 +39,7 @@ class Accounting:
         self.completion_tokens = 0
         self.prompt_tokens = 0
         self.finish_reason: FinishReason | None = None
+        self.final_reason: FinishReason | None = None
         self.source: ChunkSource | None = None
         self._pending_tokens = 0
         self._pending_ids: list[int] = []
@@ -88,6 +89,7 @@ class Accounting:
     def completed(self, *, cancelled: bool = False) -> Completed:
         """The completion event for the tally so far."""
         reason = FinishReason.CANCELLED if cancelled else self.finish_reason or FinishReason.STOP
+        self.final_reason = reason
         now = self._clock()
         first = self._first_token_at
         return Completed(

@@ -133,7 +133,30 @@ class Completed:
     """Attempts made."""
 
 
-EventKind = Started | Queued | Chunk | Completed
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """The producer stopped at a client's request."""
+
+    reason: str
+    """Why, as given by whoever paused it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """The producer continues."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Events a slow subscriber skipped (never recorded in a log)."""
+
+    from_offset: int
+    """The first skipped offset."""
+    to_offset: int
+    """The last skipped offset."""
+
+
+EventKind = Started | Queued | Chunk | Paused | Resumed | Completed | Gap
 
 
 @dataclass(frozen=True, slots=True)

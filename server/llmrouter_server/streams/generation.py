@@ -1,9 +1,12 @@
-"""One generation: its id, state, offsets, and the task that produces it.
+"""One generation: its id, state, replay log, and the task that produces it.
 
-The producer pulls route items (queue positions, attempt starts, deltas),
-turns them into events with consecutive offsets and puts them into a bounded
-hand-off; when the consumer stops taking events the hand-off fills, the
-producer waits, and the backend is no longer pulled.
+The producer pulls route items (queue positions, attempt starts, deltas) one
+at a time and appends events to the log. Before each pull it passes a gate:
+it waits while the generation is paused or a lossless consumer is past its
+window. A generation that waits at the gate longer than ``release_after``
+gives its backend back (the llama.cpp instance, the HTTP connection) and
+later continues on a new backend stream with the text so far as the start of
+the answer (a continuation), so no text is lost or repeated.
 """
 
 from __future__ import annotations
@@ -11,18 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from llmrouter_server.backends.base import BackendRequest, Delta
-from llmrouter_server.errors import Cancelled, Internal, RouterError
+from llmrouter_server.errors import Cancelled, FailedPrecondition, Internal, RouterError
 from llmrouter_server.routing.router import AttemptStarted, Route, RouteItem, Router, Waiting
 from llmrouter_server.streams.accounting import Accounting
-from llmrouter_server.streams.events import Event, EventKind, Queued, Started
-from llmrouter_server.streams.handoff import Handoff
-from llmrouter_server.streams.request import GenerationRequest
+from llmrouter_server.streams.events import EventKind, Paused, Queued, Resumed, Started
+from llmrouter_server.streams.log import Cursor, ReplayLog, Window
+from llmrouter_server.streams.request import Flow, GenerationRequest
 from llmrouter_server.streams.stops import StopMatcher
 
 logger = logging.getLogger(__name__)
@@ -44,42 +47,113 @@ FINISHED = frozenset({StreamState.COMPLETED, StreamState.FAILED, StreamState.CAN
 
 
 @dataclass(frozen=True, slots=True)
-class Budget:
-    """How much one generation may produce and buffer."""
+class Settings:
+    """How much one generation may produce, buffer and keep."""
 
     max_tokens: int
     """The effective token limit."""
-    buffer_events: int
-    """Events held between producer and consumer before the producer waits."""
+    window: Window
+    """How far the caller may fall behind before the producer waits."""
+    retain_bytes: int
+    """Event bytes kept for replay."""
+    release_after: float
+    """Seconds a paused or stalled generation keeps its backend before giving it back."""
+    detach_after: float | None = None
+    """Seconds the generation waits for a consumer once its caller left; None cancels."""
 
 
 class Generation:
-    """A running generation and its event stream (one consumer)."""
+    """A generation, its replay log and its producer."""
 
     def __init__(
         self,
         stream_id: str,
         request: GenerationRequest,
-        budget: Budget,
+        settings: Settings,
         route: Route,
         router: Router,
     ) -> None:
         self.stream_id = stream_id
         self.request = request
+        self.settings = settings
         self.route = route
         self.state = StreamState.QUEUED
-        self.next_offset = 0
         self.created_at = time.time()
-        self.tally = Accounting(budget.max_tokens, request.options)
+        self.finished_at: float | None = None
+        self.tally = Accounting(settings.max_tokens, request.options)
+        self.log = ReplayLog(stream_id, settings.retain_bytes)
         self.error: RouterError | None = None
+        self.on_change: Callable[[Generation], None] = lambda _: None
         self._router = router
-        self._handoff = Handoff(budget.buffer_events)
         self._stops = StopMatcher(request.stop)
+        self._text: list[str] = []
+        self._free = asyncio.Event()
+        self._free.set()
+        self._state_before_pause = StreamState.QUEUED
         self._task: asyncio.Task[None] | None = None
         self._cancel_error: RouterError | None = None
+        self._owner: Cursor | None = None
+        self._placeholder: Cursor | None = None
+        self._detach_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def consumers(self) -> int:
+        """Readers attached now (a detached caller's place is not one)."""
+        return self.log.cursors - (self._placeholder is not None)
+
+    @property
+    def detached(self) -> bool:
+        """True while the generation runs with its caller gone."""
+        return self._placeholder is not None
+
+    def open_owner(self, offset: int, flow: Flow) -> Cursor:
+        """The caller's lossless cursor, from ``offset``.
+
+        Raises:
+            FailedPrecondition: Another caller owns the generation.
+            OutOfRange: The offset is not available.
+        """
+        if self._owner is not None:
+            raise FailedPrecondition(
+                f"stream {self.stream_id!r} is attached to another caller",
+                stream_id=self.stream_id,
+            )
+        if self._placeholder is not None:
+            # Re-attaching: the place-holder kept everything after its offset.
+            self._placeholder.close()
+            self._placeholder = None
+        if self._detach_timer is not None:
+            self._detach_timer.cancel()
+            self._detach_timer = None
+        credits = flow.initial_credits if flow.credit else None
+        self._owner = self.log.cursor(offset, self.settings.window, credits=credits)
+        return self._owner
+
+    def close_owner(self, cursor: Cursor) -> None:
+        """The caller left: cancel, or keep running detached for the request's TTL."""
+        cursor.close()
+        if cursor is self._owner:
+            self._owner = None
+        if self.state in FINISHED:
+            return
+        ttl = self.settings.detach_after
+        if ttl is None:
+            self.cancel()
+            return
+        # A lossless place-holder as large as the replay budget: the generation
+        # runs ahead that far, then waits for the caller to come back.
+        budget = self.settings.retain_bytes
+        window = Window(budget, budget, budget, budget)
+        self._placeholder = self.log.cursor(cursor.offset, window)
+        self._detach_timer = asyncio.get_running_loop().call_later(ttl, self._detach_expired)
+
+    def _detach_expired(self) -> None:
+        self._detach_timer = None
+        if self._placeholder is not None:
+            self.cancel(Cancelled(f"stream {self.stream_id!r}: no consumer came back in time"))
 
     def start(self, on_done: Callable[[Generation], None] | None = None) -> None:
-        """Starts producing; events become available through ``events``.
+        """Starts producing.
 
         Args:
             on_done: Called once the producer has stopped.
@@ -88,22 +162,46 @@ class Generation:
         if on_done is not None:
             self._task.add_done_callback(lambda _: on_done(self))
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Yields events in offset order until the last one.
+    def pause(self, reason: str = "") -> None:
+        """Stops the producer before its next pull.
 
         Raises:
-            RouterError: The error that ended the generation.
+            FailedPrecondition: Finished or already paused.
         """
-        while (event := await self._handoff.get()) is not None:
-            yield event
+        self._check_running("pause")
+        if self.state is StreamState.PAUSED:
+            raise FailedPrecondition(
+                f"stream {self.stream_id!r} is already paused", stream_id=self.stream_id
+            )
+        self._state_before_pause = self.state
+        self._free.clear()
+        self.log.append(Paused(reason))
+        self._set_state(StreamState.PAUSED)
+
+    def resume(self) -> None:
+        """Lets a paused producer go on at the next offset.
+
+        Raises:
+            FailedPrecondition: Not paused.
+        """
+        self._check_running("resume")
+        if self.state is not StreamState.PAUSED:
+            raise FailedPrecondition(
+                f"stream {self.stream_id!r} is not paused (it is {self.state})",
+                stream_id=self.stream_id,
+            )
+        self.log.append(Resumed())
+        self._set_state(self._state_before_pause)
+        self._free.set()
 
     def cancel(self, error: RouterError | None = None) -> None:
         """Stops the generation and its backend.
 
         Args:
-            error: None when the caller itself cancelled: the stream then ends
-                with a CANCELLED completion event. Otherwise the stream ends
-                with this error (for example ``Cancelled`` from an operator).
+            error: None when the caller itself cancelled: the log then ends
+                with a CANCELLED completion event. Otherwise the log ends with
+                this error (``Cancelled`` from an operator, ``Unavailable`` at
+                shutdown).
         """
         if self.state in FINISHED or self._task is None:
             return
@@ -114,6 +212,20 @@ class Generation:
         """Waits until the producer has stopped."""
         if self._task is not None:
             await asyncio.shield(self._task)
+
+    def _check_running(self, action: str) -> None:
+        if self.state in FINISHED:
+            raise FailedPrecondition(
+                f"cannot {action} stream {self.stream_id!r}: it has {self.state}",
+                stream_id=self.stream_id,
+            )
+
+    def _set_state(self, state: StreamState) -> None:
+        if state is not self.state:
+            self.state = state
+            if state in FINISHED:
+                self.finished_at = time.time()
+            self.on_change(self)
 
     async def _produce(self) -> None:
         try:
@@ -128,7 +240,7 @@ class Generation:
 
     async def _run(self) -> None:
         target = self.route.targets[0]
-        await self._emit(
+        self.log.append(
             Started(
                 route=self.route.name,
                 model=target.model,
@@ -136,62 +248,103 @@ class Generation:
                 max_tokens=self.tally.max_tokens,
             )
         )
-        async with aclosing(self._router.stream(self.route, self._backend_request())) as items:
-            async for item in items:
-                await self._on_item(item)
-                if self._stops.stopped:
-                    self.tally.stop_sequence()
-                    break
+        while not await self._attempt():
+            await self._until_free()
         rest = self.tally.chunk(Delta(text=self._stops.flush()))
         if rest is not None:
-            await self._emit(rest)
-        self.state = StreamState.COMPLETED
-        self._handoff.close(final=self._record(self.tally.completed()))
+            self.log.append(rest)
+        self.log.append(self.tally.completed())
+        self._set_state(StreamState.COMPLETED)
+        self.log.close()
+        self._forget_placeholder()
 
-    async def _on_item(self, item: RouteItem) -> None:
+    async def _attempt(self) -> bool:
+        """Streams from the backend; True when done, False when the backend was released."""
+        async with aclosing(self._router.stream(self.route, self._backend_request())) as items:
+            while True:
+                if not await self._gate():
+                    return False
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    return True
+                self._record(item)
+                if self._stops.stopped:
+                    self.tally.stop_sequence()
+                    return True
+
+    async def _gate(self) -> bool:
+        """Waits until the producer may pull; False when it waited too long."""
+        if self._free.is_set() and not self.log.blocked():
+            return True
+        try:
+            async with asyncio.timeout(self.settings.release_after):
+                await self._until_free()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _until_free(self) -> None:
+        while True:
+            await self._free.wait()
+            await self.log.wait_room()
+            if self._free.is_set():
+                return
+
+    def _record(self, item: RouteItem) -> None:
         if isinstance(item, Waiting):
-            await self._emit(Queued(item.position))
+            self._emit(Queued(item.position))
         elif isinstance(item, AttemptStarted):
             self.tally.attempt(item)
-            self.state = StreamState.RUNNING
+            if self.state is StreamState.QUEUED:
+                self._set_state(StreamState.RUNNING)
+            self._state_before_pause = StreamState.RUNNING
         else:
             text = self._stops.feed(item.text)
             if item.finish_reason is not None:
                 text += self._stops.flush()
             chunk = self.tally.chunk(replace(item, text=text))
             if chunk is not None:
-                await self._emit(chunk)
+                self._text.append(chunk.text)
+                self._emit(chunk)
+
+    def _emit(self, kind: EventKind) -> None:
+        self.log.append(kind)
 
     def _backend_request(self) -> BackendRequest:
         request = self.request
         return BackendRequest(
             model=self.route.targets[0].model,
             messages=request.chat(),
-            max_tokens=self.tally.max_tokens,
+            max_tokens=self.tally.max_tokens - self.tally.completion_tokens,
             sampling=request.sampling,
             stop=request.stop,
             json_output=request.json_output,
             json_schema=request.json_schema,
             want_token_ids=request.options.include_token_ids,
+            continuation="".join(self._text),
         )
-
-    async def _emit(self, kind: EventKind) -> None:
-        await self._handoff.put(self._record(kind))
-
-    def _record(self, kind: EventKind) -> Event:
-        event = Event(self.stream_id, self.next_offset, time.time(), kind)
-        self.next_offset += 1
-        return event
 
     def _finish_cancelled(self) -> None:
         error = self._cancel_error
         if error is None:
-            self.state = StreamState.CANCELLED
-            self._handoff.close(final=self._record(self.tally.completed(cancelled=True)))
+            self.log.append(self.tally.completed(cancelled=True))
+            self._set_state(StreamState.CANCELLED)
+            self.log.close()
+            self._forget_placeholder()
             return
         self._fail(error, state=StreamState.CANCELLED if isinstance(error, Cancelled) else None)
 
     def _fail(self, error: RouterError, state: StreamState | None = None) -> None:
-        self.state = state or StreamState.FAILED
-        self.error = error.at(self.stream_id, self.next_offset)
-        self._handoff.close(error=self.error)
+        self.error = error.at(self.stream_id, self.log.next_offset)
+        self._set_state(state or StreamState.FAILED)
+        self.log.close(self.error)
+        self._forget_placeholder()
+
+    def _forget_placeholder(self) -> None:
+        if self._detach_timer is not None:
+            self._detach_timer.cancel()
+            self._detach_timer = None
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None

@@ -68,6 +68,16 @@ class StreamOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Flow:
+    """How events are paced to one consumer."""
+
+    credit: bool = False
+    """CREDIT flow: send only against granted credits. False is AUTO."""
+    initial_credits: int = 0
+    """CREDIT flow: credits granted up front."""
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """One generation as the client asked for it."""
 
@@ -91,6 +101,12 @@ class GenerationRequest:
     """What each chunk carries."""
     labels: tuple[tuple[str, str], ...] = ()
     """Caller labels."""
+    flow: Flow = field(default_factory=lambda: Flow())
+    """How events are paced to the caller."""
+    detach: bool = False
+    """Keep running when the caller leaves (DETACH); False cancels (CANCEL)."""
+    detach_seconds: float | None = None
+    """DETACH: how long to wait for a consumer; None takes the server's default."""
 
     def chat(self) -> tuple[Message, ...]:
         """The conversation to send to a backend."""

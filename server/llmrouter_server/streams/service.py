@@ -1,29 +1,43 @@
-"""The domain entry point the gRPC layer calls: start generations, list models."""
+"""The domain entry point the gRPC layer calls.
+
+Starts generations and hands out the cursors that read them; pauses,
+resumes and cancels any generation by id; answers status lookups.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Iterable
 
-from llmrouter_server.config import LimitsConfig
-from llmrouter_server.errors import Unavailable
-from llmrouter_server.routing.router import Route, Router
-from llmrouter_server.streams.generation import Budget, Generation
-from llmrouter_server.streams.registry import StreamRegistry
-from llmrouter_server.streams.request import GenerationRequest, validate
+from llmrouter_server.config import LimitsConfig, StreamsConfig
+from llmrouter_server.errors import Cancelled, InvalidArgument, Unavailable
+from llmrouter_server.routing.router import Router
+from llmrouter_server.streams.generation import Generation, Settings, StreamState
+from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
+from llmrouter_server.streams.registry import StreamRegistry, Watcher
+from llmrouter_server.streams.request import Flow, GenerationRequest, validate
+from llmrouter_server.streams.status import StreamStatus, snapshot
 
 
 class Generations:
-    """Starts, tracks and stops generations."""
+    """Starts, tracks, steers and stops generations."""
 
-    def __init__(self, router: Router, limits: LimitsConfig) -> None:
+    def __init__(self, router: Router, limits: LimitsConfig, streams: StreamsConfig) -> None:
         self.router = router
-        self.registry = StreamRegistry()
-        self._limits = limits
+        self.limits = limits
+        self.config = streams
+        self.registry = StreamRegistry(streams.retain_seconds, streams.retain_total_bytes)
+        self.window = Window(
+            high_events=streams.window_events,
+            low_events=streams.window_events // 2,
+            high_bytes=streams.window_bytes,
+            low_bytes=streams.window_bytes // 2,
+        )
         self._accepting = True
 
-    def start(self, request: GenerationRequest) -> Generation:
-        """Validates, routes and starts a generation.
+    def start(self, request: GenerationRequest) -> tuple[Generation, Cursor]:
+        """Validates, routes and starts a generation; returns it and the caller's cursor.
 
         Raises:
             InvalidArgument: A field is wrong.
@@ -31,20 +45,79 @@ class Generations:
             AlreadyExists: The client-chosen stream id is taken.
             Unavailable: The server is shutting down.
         """
-        if not self._accepting:
-            raise Unavailable("the server is shutting down; retry on another replica")
-        max_tokens = validate(request, self._limits)
+        self._check_accepting()
+        max_tokens = validate(request, self.limits)
+        detach_after = self._detach_after(request)
         route = self.router.resolve(request.model)
         stream_id = request.stream_id or f"gen-{secrets.token_hex(8)}"
-        budget = Budget(max_tokens=max_tokens, buffer_events=self._limits.buffer_events)
-        generation = Generation(stream_id, request, budget, route, self.router)
+        settings = Settings(
+            max_tokens=max_tokens,
+            window=self.window,
+            retain_bytes=self.config.retain_bytes_per_stream,
+            release_after=self.config.release_after_seconds,
+            detach_after=detach_after,
+        )
+        generation = Generation(stream_id, request, settings, route, self.router)
         self.registry.add(generation)
-        generation.start(on_done=lambda done: self.registry.remove(done.stream_id))
-        return generation
+        cursor = generation.open_owner(0, request.flow)
+        generation.start()
+        return generation, cursor
 
-    def routes(self) -> list[Route]:
-        """Every configured route."""
-        return self.router.routes()
+    def attach(self, stream_id: str, offset: int, flow: Flow) -> tuple[Generation, Cursor]:
+        """Re-attaches a caller to a detached (or finished) generation from ``offset``.
+
+        Raises:
+            NotFound: Unknown stream.
+            FailedPrecondition: Another caller is attached.
+            OutOfRange: The offset is not available.
+        """
+        self._check_accepting()
+        generation = self.registry.get(stream_id)
+        return generation, generation.open_owner(offset, flow)
+
+    def subscribe(
+        self, stream_id: str, offset: int, policy: SlowPolicy, flow: Flow
+    ) -> tuple[Generation, Cursor]:
+        """A subscriber's cursor on a running or retained generation.
+
+        Raises:
+            NotFound: Unknown stream.
+            OutOfRange: The offset is not available.
+        """
+        generation = self.registry.get(stream_id)
+        credits = flow.initial_credits if flow.credit else None
+        return generation, generation.log.cursor(offset, self.window, policy, credits)
+
+    def pause(self, stream_id: str, reason: str) -> StreamStatus:
+        """Pauses a generation by id."""
+        generation = self.registry.get(stream_id)
+        generation.pause(reason)
+        return snapshot(generation)
+
+    def resume(self, stream_id: str) -> StreamStatus:
+        """Resumes a generation by id."""
+        generation = self.registry.get(stream_id)
+        generation.resume()
+        return snapshot(generation)
+
+    async def cancel(self, stream_id: str, reason: str) -> StreamStatus:
+        """Cancels a generation by id; its caller ends with CANCELLED."""
+        generation = self.registry.get(stream_id)
+        generation.cancel(Cancelled(f"stream {stream_id!r} was cancelled: {reason or 'no reason'}"))
+        await generation.wait()
+        return snapshot(generation)
+
+    def status(self, stream_id: str) -> StreamStatus:
+        """The status of a generation by id."""
+        return snapshot(self.registry.get(stream_id))
+
+    def statuses(self, states: Iterable[StreamState] = ()) -> list[StreamStatus]:
+        """Statuses, newest first, optionally filtered by state."""
+        return self.registry.statuses(states)
+
+    def watch(self) -> Watcher:
+        """A watcher of state changes."""
+        return self.registry.watch()
 
     def stop_accepting(self) -> None:
         """Refuses new generations from now on."""
@@ -52,7 +125,7 @@ class Generations:
 
     async def drain(self, grace: float) -> None:
         """Waits up to ``grace`` seconds for running generations to finish."""
-        running = [asyncio.ensure_future(generation.wait()) for generation in self.registry]
+        running = [asyncio.ensure_future(g.wait()) for g in self.registry.running()]
         if running:
             _, pending = await asyncio.wait(running, timeout=grace)
             for waiter in pending:
@@ -60,7 +133,7 @@ class Generations:
 
     async def cancel_all(self) -> None:
         """Ends every running generation with UNAVAILABLE and its offset."""
-        running = list(self.registry)
+        running = self.registry.running()
         for generation in running:
             generation.cancel(Unavailable("the server is shutting down; resume elsewhere"))
         await asyncio.gather(*(generation.wait() for generation in running))
@@ -70,3 +143,20 @@ class Generations:
         self.stop_accepting()
         await self.cancel_all()
         await self.router.close()
+
+    def _check_accepting(self) -> None:
+        if not self._accepting:
+            raise Unavailable("the server is shutting down; retry on another replica")
+
+    def _detach_after(self, request: GenerationRequest) -> float | None:
+        if not request.detach:
+            return None
+        ttl = request.detach_seconds
+        if ttl is None:
+            return self.config.default_detach_seconds
+        if not 0 < ttl <= self.config.max_detach_seconds:
+            raise InvalidArgument(
+                "start.on_disconnect.detach_ttl",
+                f"must be in (0, {self.config.max_detach_seconds:g}] seconds",
+            )
+        return ttl
