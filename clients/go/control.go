@@ -16,7 +16,10 @@ import (
 
 // Control is an operator channel: it pauses, resumes, cancels and describes
 // any generation by stream id, and pushes state changes of watched ones. Its
-// methods may be called from any goroutine; each waits for its own reply.
+// methods may be called from any goroutine; each waits for its own reply. A
+// command the server refuses (an unknown stream id, pausing a finished
+// generation) returns an *Error with the code the server gave it, and the
+// channel stays open.
 type Control struct {
 	stream  grpc.BidiStreamingClient[llmrouterv1.ControlRequest, llmrouterv1.ControlResponse]
 	ctx     context.Context
@@ -78,10 +81,11 @@ func (c *Control) List(ctx context.Context, states ...llmrouterv1.StreamState) (
 }
 
 // Watch pushes every later state change of the named generations (of all,
-// when none is named) to Changes.
-func (c *Control) Watch(ctx context.Context, streamIDs ...string) error {
-	_, err := c.do(ctx, &llmrouterv1.ControlRequest{Command: &llmrouterv1.ControlRequest_Watch{Watch: &llmrouterv1.WatchStreamsCommand{StreamIds: streamIDs}}})
-	return err
+// when none is named) to Changes, and returns their current statuses. An
+// unknown stream id fails it with NOT_FOUND and watches nothing.
+func (c *Control) Watch(ctx context.Context, streamIDs ...string) ([]*llmrouterv1.StreamStatus, error) {
+	reply, err := c.do(ctx, &llmrouterv1.ControlRequest{Command: &llmrouterv1.ControlRequest_Watch{Watch: &llmrouterv1.WatchStreamsCommand{StreamIds: streamIDs}}})
+	return reply.GetList().GetStreams(), err
 }
 
 // Unwatch stops pushing state changes of the named generations (of all, when

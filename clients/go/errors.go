@@ -9,6 +9,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
 )
 
 // ErrEnded is returned when a request is sent on a call that has already
@@ -75,6 +77,18 @@ func (e *Error) Offset() (offset uint64, ok bool) {
 // RetryDelay is how long the server asks the caller to wait; 0 when it did not say.
 func (e *Error) RetryDelay() time.Duration {
 	return e.RetryInfo.GetRetryDelay().AsDuration()
+}
+
+// EndedError is why a subscription ended: nil when it was removed or its
+// generation finished, otherwise an *Error with the code and message the
+// server gave (NOT_FOUND for an unknown stream id, CANCELLED for a generation
+// an operator cancelled, ...).
+func EndedError(ended *llmrouterv1.SubscriptionEnded) error {
+	failure := ended.GetError()
+	if failure.GetCode() == uint32(codes.OK) {
+		return nil
+	}
+	return &Error{Code: codes.Code(failure.GetCode()), Message: failure.GetMessage()}
 }
 
 // wrapError turns a gRPC status error into an *Error; nil, io.EOF and errors

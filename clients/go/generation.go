@@ -25,13 +25,15 @@ type Generation struct {
 	rpc    llmrouterv1.RouterServiceClient
 	policy ReconnectPolicy
 
-	mu       sync.Mutex // guards stream (and sending on it) and streamID
+	mu       sync.Mutex // guards stream (and sending on it), streamID and credits
 	stream   generateStream
 	streamID string
+	credits  credits
 
 	// The fields below belong to the reading goroutine.
 	cursor      cursor
 	attempts    int
+	attaching   bool // the call is a re-attach that has not delivered anything yet
 	text        strings.Builder
 	completed   *llmrouterv1.Completed
 	onCompleted func(text string, completed *llmrouterv1.Completed)
@@ -44,9 +46,29 @@ func (c *Client) Generate(ctx context.Context, start *llmrouterv1.StartGeneratio
 		start = proto.CloneOf(start)
 		start.OnDisconnect = c.reconnect.disconnectPolicy()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	g := &Generation{ctx: ctx, cancel: cancel, rpc: c.rpc, policy: c.reconnect, streamID: start.GetStreamId()}
 	first := &llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Start{Start: start}}
+	return c.openGeneration(ctx, first, start.GetStreamId(), start.GetFlow(), cursor{})
+}
+
+// Attach re-attaches to a generation started with on_disconnect DETACH whose
+// caller has gone (or to a finished one the server still retains) and streams
+// its events from attach.FromOffset. Text and Wait cover only those events.
+// An unknown stream id ends the call with NOT_FOUND, a generation another
+// caller holds with FAILED_PRECONDITION.
+func (c *Client) Attach(ctx context.Context, attach *llmrouterv1.AttachGeneration) (*Generation, error) {
+	first := &llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Attach{Attach: attach}}
+	from := cursor{next: attach.GetFromOffset(), seen: true}
+	return c.openGeneration(ctx, first, attach.GetStreamId(), attach.GetFlow(), from)
+}
+
+func (c *Client) openGeneration(
+	ctx context.Context, first *llmrouterv1.GenerateRequest, streamID string, flow *llmrouterv1.FlowControl, from cursor,
+) (*Generation, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	g := &Generation{
+		ctx: ctx, cancel: cancel, rpc: c.rpc, policy: c.reconnect,
+		streamID: streamID, credits: newCredits(flow), cursor: from,
+	}
 	if err := g.open(first); err != nil {
 		cancel()
 		return nil, err
@@ -78,6 +100,7 @@ func (g *Generation) Recv() (*llmrouterv1.StreamEvent, error) {
 			}
 			continue
 		}
+		g.attaching = false
 		event := response.GetEvent()
 		if g.cursor.accept(event) {
 			g.attempts = 0
@@ -111,12 +134,13 @@ func (g *Generation) Wait() (string, *llmrouterv1.Completed, error) {
 	return g.text.String(), g.completed, nil
 }
 
-// Pause asks the server to stop producing until Resume.
+// Pause asks the server to stop producing until Resume; a paused event marks
+// the place in the stream.
 func (g *Generation) Pause(reason string) error {
 	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Pause{Pause: &llmrouterv1.PauseGeneration{Reason: reason}}})
 }
 
-// Resume continues a paused generation at the next offset.
+// Resume continues a paused generation at the next offset, after a resumed event.
 func (g *Generation) Resume() error {
 	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Resume{Resume: &llmrouterv1.ResumeGeneration{}}})
 }
@@ -129,7 +153,13 @@ func (g *Generation) Cancel(reason string) error {
 
 // Grant allows the server to send credits more events (CREDIT flow mode).
 func (g *Generation) Grant(credits uint32) error {
-	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Grant{Grant: &llmrouterv1.GrantCredits{Credits: credits}}})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.sendLocked(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Grant{Grant: &llmrouterv1.GrantCredits{Credits: credits}}})
+	if err == nil {
+		g.credits.grant(credits)
+	}
+	return err
 }
 
 // Close ends the call; the server then cancels the generation, unless it was
@@ -162,6 +192,10 @@ func (g *Generation) current() generateStream {
 func (g *Generation) send(request *llmrouterv1.GenerateRequest) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.sendLocked(request)
+}
+
+func (g *Generation) sendLocked(request *llmrouterv1.GenerateRequest) error {
 	err := g.stream.Send(request)
 	if errors.Is(err, io.EOF) {
 		return ErrEnded
@@ -173,21 +207,27 @@ func (g *Generation) send(request *llmrouterv1.GenerateRequest) error {
 // previous one; it returns nil once attached, or the error to report.
 func (g *Generation) reattach(cause error) error {
 	id := g.StreamID()
-	for id != "" && g.policy.wait(g.ctx, cause, g.attempts+1) {
+	for id != "" && g.policy.wait(g.ctx, cause, g.attaching, g.attempts+1) {
 		g.attempts++
-		attach := &llmrouterv1.AttachGeneration{StreamId: id, FromOffset: g.cursor.next}
+		g.mu.Lock()
+		flow := g.credits.flow()
+		g.mu.Unlock()
+		attach := &llmrouterv1.AttachGeneration{StreamId: id, FromOffset: g.cursor.next, Flow: flow}
 		cause = g.open(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Attach{Attach: attach}})
 		if cause == nil {
+			g.attaching = true
 			return nil
 		}
 	}
 	return cause
 }
 
-// record keeps the stream id, the text so far and the completed event.
+// record keeps the stream id, the credits left, the text so far and the
+// completed event.
 func (g *Generation) record(event *llmrouterv1.StreamEvent) {
 	g.mu.Lock()
 	g.streamID = event.GetStreamId()
+	g.credits.spend()
 	g.mu.Unlock()
 	switch {
 	case event.GetChunk() != nil:

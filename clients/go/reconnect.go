@@ -15,15 +15,19 @@ import (
 // was lost: ended with UNAVAILABLE, which is how gRPC reports a dropped
 // connection, a restarted proxy or a server going away.
 //
-// A Generation re-attaches with a Generate `attach` request naming its stream
-// id and the offset after the last event it delivered; a Subscription adds
-// each of its subscriptions again from that offset. Replayed events the caller
-// has already seen are dropped, so it sees every event once and in order.
+// With a policy set, every generation starts with on_disconnect DETACH (unless
+// the request sets its own), so the server keeps it running for DetachTTL
+// after its call is lost. A Generation then re-attaches with a Generate
+// `attach` request naming its stream id, the offset after the last event it
+// delivered and, in CREDIT flow, the credits it had left; a Subscription adds
+// each of its subscriptions again from its next offset. Events the caller has
+// already seen are dropped and a repeated `added` item is not delivered, so it
+// sees every event once and in order.
 //
-// This needs a server that implements DETACH and `attach`: with a policy set,
-// every generation starts with on_disconnect DETACH (unless the request sets
-// its own), so it outlives the lost call for DetachTTL. A server that does not
-// implement DETACH refuses such a start with UNIMPLEMENTED.
+// The server may not have noticed yet that the lost call is gone when the
+// attach arrives; it then refuses it with FAILED_PRECONDITION, and that is
+// retried like UNAVAILABLE. Steering sent while the call is down (Pause,
+// Resume, Cancel, Grant) fails with ErrEnded or UNAVAILABLE and is not replayed.
 type ReconnectPolicy struct {
 	// MaxAttempts is how many re-attach attempts follow one another without an
 	// event in between; 0 disables reconnecting.
@@ -66,8 +70,11 @@ func (p ReconnectPolicy) disconnectPolicy() *llmrouterv1.DisconnectPolicy {
 
 // wait sleeps before attempt number attempt (counting from 1) when err allows
 // another attempt; it returns false when the caller must give up instead.
-func (p ReconnectPolicy) wait(ctx context.Context, err error, attempt int) bool {
-	if attempt > p.MaxAttempts || status.Code(err) != codes.Unavailable {
+// attaching says err ended a re-attach before it delivered anything.
+func (p ReconnectPolicy) wait(ctx context.Context, err error, attaching bool, attempt int) bool {
+	code := status.Code(err)
+	retry := code == codes.Unavailable || (attaching && code == codes.FailedPrecondition)
+	if attempt > p.MaxAttempts || !retry {
 		return false
 	}
 	delay := p.Backoff << (attempt - 1)
@@ -98,4 +105,36 @@ func (c *cursor) accept(event *llmrouterv1.StreamEvent) bool {
 	}
 	c.next, c.seen = event.GetOffset()+1, true
 	return true
+}
+
+// credits counts what a consumer in CREDIT flow may still receive, so a
+// re-attach or a resubscription asks for exactly the credits that were left.
+type credits struct {
+	enabled bool
+	left    int64
+}
+
+func newCredits(flow *llmrouterv1.FlowControl) credits {
+	if flow.GetMode() != llmrouterv1.FlowMode_FLOW_MODE_CREDIT {
+		return credits{}
+	}
+	return credits{enabled: true, left: int64(flow.GetInitialCredits())}
+}
+
+func (c *credits) grant(n uint32) {
+	c.left += int64(n)
+}
+
+func (c *credits) spend() {
+	if c.enabled && c.left > 0 {
+		c.left--
+	}
+}
+
+// flow is the FlowControl a new call continues with; nil in AUTO flow.
+func (c *credits) flow() *llmrouterv1.FlowControl {
+	if !c.enabled {
+		return nil
+	}
+	return &llmrouterv1.FlowControl{Mode: llmrouterv1.FlowMode_FLOW_MODE_CREDIT, InitialCredits: uint32(c.left)}
 }

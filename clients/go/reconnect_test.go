@@ -2,200 +2,122 @@ package llmrouter_test
 
 import (
 	"context"
-	"net"
-	"slices"
-	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	llmrouter "github.com/llmrouter/llmrouter/clients/go"
 	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
 )
 
-// droppingServer stands in for a server that implements `attach` and
-// Subscribe: the first call sends three events and then fails with UNAVAILABLE,
-// as a dropped connection does; a later call (an attach, or a subscription
-// from an offset) replays from one offset before the one asked for (a
-// duplicate the client must drop) and completes the generation.
-type droppingServer struct {
-	llmrouterv1.UnimplementedRouterServiceServer
+// These tests reach the server through a proxy that drops every connection
+// mid-stream; the client must come back by itself and deliver each event
+// exactly once.
 
-	mu       sync.Mutex
-	requests []*llmrouterv1.GenerateRequest
-	adds     []*llmrouterv1.AddSubscription
-}
+var reconnecting = llmrouter.ReconnectPolicy{MaxAttempts: 5, Backoff: 50 * time.Millisecond}
 
-var script = []*llmrouterv1.StreamEvent{
-	{Kind: &llmrouterv1.StreamEvent_Started{Started: &llmrouterv1.Started{}}},
-	{Kind: &llmrouterv1.StreamEvent_Chunk{Chunk: &llmrouterv1.Chunk{Text: "Once"}}},
-	{Kind: &llmrouterv1.StreamEvent_Chunk{Chunk: &llmrouterv1.Chunk{Text: " upon"}}},
-	{Kind: &llmrouterv1.StreamEvent_Chunk{Chunk: &llmrouterv1.Chunk{Text: " a time"}}},
-	{Kind: &llmrouterv1.StreamEvent_Completed{Completed: &llmrouterv1.Completed{FinishReason: llmrouterv1.FinishReason_FINISH_REASON_LENGTH}}},
-}
-
-func (s *droppingServer) Generate(stream grpc.BidiStreamingServer[llmrouterv1.GenerateRequest, llmrouterv1.GenerateResponse]) error {
-	request, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.requests = append(s.requests, request)
-	s.mu.Unlock()
-	attach := request.GetAttach()
-	return replay(attach != nil, attach.GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
-		return stream.Send(&llmrouterv1.GenerateResponse{Event: event})
-	})
-}
-
-func (s *droppingServer) Subscribe(stream grpc.BidiStreamingServer[llmrouterv1.SubscribeRequest, llmrouterv1.SubscribeResponse]) error {
-	request, err := stream.Recv()
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.adds = append(s.adds, request.GetAdd())
-	resuming := len(s.adds) > 1
-	s.mu.Unlock()
-	err = replay(resuming, request.GetAdd().GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
-		return stream.Send(&llmrouterv1.SubscribeResponse{Item: &llmrouterv1.SubscribeResponse_Event{Event: event}})
-	})
-	if err != nil {
-		return err
-	}
-	ended := &llmrouterv1.SubscriptionEnded{StreamId: "gen-1", NextOffset: uint64(len(script))}
-	return stream.Send(&llmrouterv1.SubscribeResponse{Item: &llmrouterv1.SubscribeResponse_Ended{Ended: ended}})
-}
-
-// replay sends the script's first three events and fails with UNAVAILABLE, or,
-// when resuming, everything from one offset before from.
-func replay(resuming bool, from uint64, send func(*llmrouterv1.StreamEvent) error) error {
-	first, end := 0, 3
-	if resuming {
-		first, end = int(from)-1, len(script)
-	}
-	for offset := first; offset < end; offset++ {
-		if err := send(&llmrouterv1.StreamEvent{StreamId: "gen-1", Offset: uint64(offset), Kind: script[offset].GetKind()}); err != nil {
-			return err
+func TestGenerationReattachesAfterTheConnectionDrops(t *testing.T) {
+	ctx, direct := setup(t)
+	want := referenceText(ctx, t, direct, greedy(prompt, 32))
+	through := startProxy(t, address)
+	client := dial(t, through, reconnecting)
+	generation := mustGenerate(ctx, t, client, greedy(prompt, 32))
+	// Paused after its first chunk, the generation is surely mid-stream when
+	// the connection drops.
+	var events []*llmrouterv1.StreamEvent
+	for event := recv(t, generation); ; event = recv(t, generation) {
+		events = append(events, event)
+		if event.GetChunk() != nil && len(events) == 2 {
+			if err := generation.Pause("about to drop"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if event.GetPaused() != nil {
+			break
 		}
 	}
-	if end < len(script) {
-		return status.Error(codes.Unavailable, "connection lost")
-	}
-	return nil
-}
 
-func serveFake(t *testing.T, service llmrouterv1.RouterServiceServer) string {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := grpc.NewServer()
-	llmrouterv1.RegisterRouterServiceServer(server, service)
-	go func() { _ = server.Serve(listener) }()
-	t.Cleanup(server.Stop)
-	return listener.Addr().String()
-}
+	through.drop()
+	resume(ctx, t, direct, generation.StreamID())
+	events = append(events, collect(t, generation)...)
 
-func TestReconnectReattachesFromTheNextOffsetWithoutDuplicates(t *testing.T) {
-	fake := &droppingServer{}
-	policy := llmrouter.ReconnectPolicy{MaxAttempts: 2, Backoff: time.Millisecond}
-	client, err := llmrouter.New(serveFake(t, fake), llmrouter.WithReconnect(policy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	generation, err := client.Generate(ctx, &llmrouterv1.StartGeneration{Prompt: "hi"})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	events := collect(t, generation)
+	assertConsecutive(t, events, 0)
 	text, completed, err := generation.Wait()
-
-	for i, event := range events {
-		if event.GetOffset() != uint64(i) {
-			t.Fatalf("offsets: event %d has offset %d", i, event.GetOffset())
-		}
+	if err != nil || text != want || completed.GetUsage().GetCompletionTokens() != 32 {
+		t.Fatalf("text %q after %v, %v; want %q", text, completed, err, want)
 	}
-	if len(events) != len(script) || err != nil || text != "Once upon a time" || completed == nil {
-		t.Fatalf("got %d events, text %q, completed %v, error %v", len(events), text, completed, err)
-	}
-	if len(fake.requests) != 2 {
-		t.Fatalf("the server saw %d calls, want 2", len(fake.requests))
-	}
-	if action := fake.requests[0].GetStart().GetOnDisconnect().GetAction(); action != llmrouterv1.DisconnectAction_DISCONNECT_ACTION_DETACH {
-		t.Fatalf("start on_disconnect = %v, want DETACH", action)
-	}
-	if attach := fake.requests[1].GetAttach(); attach.GetStreamId() != "gen-1" || attach.GetFromOffset() != 3 {
-		t.Fatalf("attach = %v, want gen-1 from offset 3", attach)
+	if through.connections() < 2 {
+		t.Fatalf("the proxy saw %d connections; the client did not reconnect", through.connections())
 	}
 }
 
-func TestWithoutReconnectUnavailableIsReturned(t *testing.T) {
-	fake := &droppingServer{}
-	client, err := llmrouter.New(serveFake(t, fake))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	generation, err := client.Generate(ctx, &llmrouterv1.StartGeneration{Prompt: "hi"})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	text, _, err := generation.Wait()
-
-	if status.Code(err) != codes.Unavailable || text != "Once upon" || len(fake.requests) != 1 {
-		t.Fatalf("Wait() = %q, %v after %d calls", text, err, len(fake.requests))
-	}
-	if fake.requests[0].GetStart().GetOnDisconnect() != nil {
-		t.Fatal("a client without a reconnect policy asked for DETACH")
-	}
-}
-
-func TestSubscriptionReconnectsFromTheNextOffsetWithoutDuplicates(t *testing.T) {
-	fake := &droppingServer{}
-	policy := llmrouter.ReconnectPolicy{MaxAttempts: 2, Backoff: time.Millisecond}
-	client, err := llmrouter.New(serveFake(t, fake), llmrouter.WithReconnect(policy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func TestSubscriptionResubscribesAfterTheConnectionDrops(t *testing.T) {
+	ctx, direct := setup(t)
+	// One credit: the generation waits a few events ahead of its owner.
+	owner := mustGenerate(ctx, t, direct, credit(greedy(prompt, 16), 1))
+	ownerEvents := []*llmrouterv1.StreamEvent{recv(t, owner)}
+	through := startProxy(t, address)
+	client := dial(t, through, reconnecting)
 	subscription, err := client.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer subscription.Close()
-	if err := subscription.Add(&llmrouterv1.AddSubscription{StreamId: "gen-1"}); err != nil {
+	if err := subscription.Add(&llmrouterv1.AddSubscription{StreamId: ownerEvents[0].GetStreamId()}); err != nil {
 		t.Fatal(err)
 	}
+	if err := subscription.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var items []*llmrouterv1.SubscribeResponse
+	for len(eventsOf(items)) < 2 {
+		item, err := subscription.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, item)
+	}
 
-	var offsets []uint64
+	through.drop()
+	if err := owner.Grant(1000); err != nil {
+		t.Fatal(err)
+	}
+	ownerEvents = append(ownerEvents, collect(t, owner)...)
 	for item, err := range subscription.Responses() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if item.GetEnded() != nil {
-			break
-		}
-		offsets = append(offsets, item.GetEvent().GetOffset())
+		items = append(items, item)
 	}
 
-	if !slices.Equal(offsets, []uint64{0, 1, 2, 3, 4}) {
-		t.Fatalf("offsets = %v, want 0..4 once each", offsets)
+	if items[0].GetAdded() == nil || items[len(items)-1].GetEnded() == nil || len(items) != len(ownerEvents)+2 {
+		t.Fatalf("items: %v", items)
 	}
-	if len(fake.adds) != 2 || fake.adds[1].GetStreamId() != "gen-1" || fake.adds[1].GetFromOffset() != 3 {
-		t.Fatalf("adds = %v, want the second from offset 3", fake.adds)
+	assertSameEvents(t, eventsOf(items), ownerEvents)
+	if through.connections() < 2 {
+		t.Fatalf("the proxy saw %d connections; the client did not reconnect", through.connections())
+	}
+}
+
+// dial is a client of the test server through a proxy, reconnecting.
+func dial(t *testing.T, through *proxy, policy llmrouter.ReconnectPolicy) *llmrouter.Client {
+	t.Helper()
+	client, err := llmrouter.New(through.address(), llmrouter.WithReconnect(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// resume resumes a generation through an operator channel.
+func resume(ctx context.Context, t *testing.T, client *llmrouter.Client, id string) {
+	t.Helper()
+	control, err := client.Control(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer control.Close()
+	if _, err := control.Resume(ctx, id); err != nil {
+		t.Fatal(err)
 	}
 }

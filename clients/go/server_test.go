@@ -58,7 +58,12 @@ func startServer() (*serverProcess, error) {
 	}
 	address = fmt.Sprintf("127.0.0.1:%d", port)
 	server := &serverProcess{cmd: exec.Command(llmrouterBin(), "serve"), exited: make(chan struct{})}
-	server.cmd.Env = append(os.Environ(), "LLMROUTER_SERVER__HOST=127.0.0.1", fmt.Sprintf("LLMROUTER_SERVER__PORT=%d", port))
+	server.cmd.Env = append(os.Environ(),
+		"LLMROUTER_SERVER__HOST=127.0.0.1", fmt.Sprintf("LLMROUTER_SERVER__PORT=%d", port),
+		// A small window: a generation whose caller holds back its credits
+		// stops a few events ahead and stays RUNNING for as long as a test
+		// needs it to, whatever the machine's speed.
+		"LLMROUTER_STREAMS__WINDOW_EVENTS=4")
 	server.cmd.Stdout, server.cmd.Stderr = &server.logs, &server.logs
 	stopWithParent(server.cmd)
 	if err := server.cmd.Start(); err != nil {

@@ -17,20 +17,35 @@ type subscribeStream = grpc.BidiStreamingClient[llmrouterv1.SubscribeRequest, ll
 
 // Subscription follows generations by stream id on one Subscribe call:
 // replay from an offset, then live events. Read with Recv or Responses from
-// one goroutine; Add, Remove and Grant may be called from any goroutine.
+// one goroutine; Add, Remove, Grant and CloseSend may be called from any
+// goroutine.
+//
+// Each subscription delivers an `added` item, its events in offset order and
+// an `ended` item (see EndedError). A subscription that fails, for example on
+// an unknown stream id, ends alone; the call and the others go on. After
+// CloseSend the call ends (Recv returns io.EOF) once every subscription has
+// ended.
 type Subscription struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	rpc    llmrouterv1.RouterServiceClient
 	policy ReconnectPolicy
 
-	mu     sync.Mutex // guards stream (and sending on it) and active
-	stream subscribeStream
-	active map[string]*llmrouterv1.AddSubscription
+	mu       sync.Mutex // guards the fields up to positions
+	stream   subscribeStream
+	active   map[string]*following
+	sendDone bool
 
 	// The fields below belong to the reading goroutine.
-	cursors  map[string]*cursor
-	attempts int
+	positions map[string]*cursor
+	attempts  int
+}
+
+// following is one subscription as it would be added again after a reconnect.
+type following struct {
+	add     *llmrouterv1.AddSubscription
+	credits credits
+	readded bool // added again on a new call; its next `added` item is not delivered
 }
 
 // Subscribe opens a Subscribe call; add subscriptions to it with Add.
@@ -38,7 +53,7 @@ func (c *Client) Subscribe(ctx context.Context) (*Subscription, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Subscription{
 		ctx: ctx, cancel: cancel, rpc: c.rpc, policy: c.reconnect,
-		active: map[string]*llmrouterv1.AddSubscription{}, cursors: map[string]*cursor{},
+		active: map[string]*following{}, positions: map[string]*cursor{},
 	}
 	if err := s.open(); err != nil {
 		cancel()
@@ -51,11 +66,11 @@ func (c *Client) Subscribe(ctx context.Context) (*Subscription, error) {
 func (s *Subscription) Add(add *llmrouterv1.AddSubscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.active[add.GetStreamId()] = proto.CloneOf(add)
+	s.active[add.GetStreamId()] = &following{add: proto.CloneOf(add), credits: newCredits(add.GetFlow())}
 	return s.sendLocked(&llmrouterv1.SubscribeRequest{Action: &llmrouterv1.SubscribeRequest_Add{Add: add}})
 }
 
-// Remove stops following a generation.
+// Remove stops following a generation; its `ended` item follows.
 func (s *Subscription) Remove(streamID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,7 +84,20 @@ func (s *Subscription) Grant(streamID string, credits uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	grant := &llmrouterv1.SubscriptionCredits{StreamId: streamID, Credits: credits}
-	return s.sendLocked(&llmrouterv1.SubscribeRequest{Action: &llmrouterv1.SubscribeRequest_Grant{Grant: grant}})
+	err := s.sendLocked(&llmrouterv1.SubscribeRequest{Action: &llmrouterv1.SubscribeRequest_Grant{Grant: grant}})
+	if following := s.active[streamID]; err == nil && following != nil {
+		following.credits.grant(credits)
+	}
+	return err
+}
+
+// CloseSend says no more requests follow: the call then ends once every
+// subscription on it has ended.
+func (s *Subscription) CloseSend() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sendDone = true
+	return wrapError(s.stream.CloseSend())
 }
 
 // Recv returns the next item: an event of a followed generation, or a
@@ -114,6 +142,8 @@ func (s *Subscription) Close() {
 	s.cancel()
 }
 
+// open starts a call and adds every active subscription again from the
+// offset after the last event delivered, with the credits it had left.
 func (s *Subscription) open() error {
 	stream, err := s.rpc.Subscribe(s.ctx)
 	if err != nil {
@@ -122,14 +152,21 @@ func (s *Subscription) open() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stream = stream
-	for id, add := range s.active {
-		resume := proto.CloneOf(add)
-		if position, ok := s.cursors[id]; ok && position.seen {
-			resume.FromOffset = position.next
+	for id, following := range s.active {
+		again := proto.CloneOf(following.add)
+		if position, ok := s.positions[id]; ok && position.seen {
+			again.FromOffset = position.next
 		}
-		if err := s.sendLocked(&llmrouterv1.SubscribeRequest{Action: &llmrouterv1.SubscribeRequest_Add{Add: resume}}); err != nil {
+		if following.credits.enabled {
+			again.Flow = following.credits.flow()
+		}
+		following.readded = true
+		if err := s.sendLocked(&llmrouterv1.SubscribeRequest{Action: &llmrouterv1.SubscribeRequest_Add{Add: again}}); err != nil {
 			return err
 		}
+	}
+	if s.sendDone {
+		return wrapError(stream.CloseSend())
 	}
 	return nil
 }
@@ -151,7 +188,7 @@ func (s *Subscription) sendLocked(request *llmrouterv1.SubscribeRequest) error {
 // reconnect opens a new call with every active subscription added again from
 // its next offset; it returns nil once reopened, or the error to report.
 func (s *Subscription) reconnect(cause error) error {
-	for s.policy.wait(s.ctx, cause, s.attempts+1) {
+	for s.policy.wait(s.ctx, cause, false, s.attempts+1) {
 		s.attempts++
 		if cause = s.open(); cause == nil {
 			return nil
@@ -160,23 +197,35 @@ func (s *Subscription) reconnect(cause error) error {
 	return cause
 }
 
-// accept drops events replayed after reconnecting and forgets ended subscriptions.
+// accept drops what a reconnect repeats (events already delivered, the
+// `added` item of a subscription added again), counts credits and forgets
+// ended subscriptions.
 func (s *Subscription) accept(response *llmrouterv1.SubscribeResponse) bool {
-	if ended := response.GetEnded(); ended != nil {
-		s.mu.Lock()
-		delete(s.active, ended.GetStreamId())
-		s.mu.Unlock()
-		delete(s.cursors, ended.GetStreamId())
-		return true
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case response.GetAdded() != nil:
+		following := s.active[response.GetAdded().GetStreamId()]
+		if following != nil && following.readded {
+			following.readded = false
+			return false
+		}
+	case response.GetEnded() != nil:
+		delete(s.active, response.GetEnded().GetStreamId())
+		delete(s.positions, response.GetEnded().GetStreamId())
+	case response.GetEvent() != nil:
+		event := response.GetEvent()
+		position, ok := s.positions[event.GetStreamId()]
+		if !ok {
+			position = &cursor{}
+			s.positions[event.GetStreamId()] = position
+		}
+		if !position.accept(event) {
+			return false
+		}
+		if following := s.active[event.GetStreamId()]; following != nil {
+			following.credits.spend()
+		}
 	}
-	event := response.GetEvent()
-	if event == nil {
-		return true
-	}
-	position, ok := s.cursors[event.GetStreamId()]
-	if !ok {
-		position = &cursor{}
-		s.cursors[event.GetStreamId()] = position
-	}
-	return position.accept(event)
+	return true
 }
