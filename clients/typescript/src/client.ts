@@ -16,7 +16,7 @@ import {
   type ListStreamsResponse,
   RouterService,
 } from "./gen/llmrouter/v1/service_pb.js";
-import { Generation, type StartRequest } from "./generation.js";
+import { type AttachRequest, Generation, type StartRequest } from "./generation.js";
 import { detachPolicy, type ReconnectPolicy } from "./reconnect.js";
 import { Subscription } from "./subscription.js";
 
@@ -57,7 +57,17 @@ export class RouterClient {
     if (this.#reconnect !== undefined && this.#reconnect.maxAttempts > 0) {
       message.onDisconnect ??= detachPolicy(this.#reconnect);
     }
-    return new Generation(this.rpc, message, this.#reconnect, options.signal);
+    return new Generation(this.rpc, { case: "start", value: message }, this.#reconnect, options.signal);
+  }
+
+  /**
+   * Re-attaches to a generation started with on_disconnect DETACH whose caller
+   * has gone (or replays a finished one the server retains) from `fromOffset`.
+   * An unknown stream id fails with NOT_FOUND, a generation another caller
+   * holds with FAILED_PRECONDITION.
+   */
+  attach(attach: AttachRequest, options: { signal?: AbortSignal } = {}): Generation {
+    return new Generation(this.rpc, { case: "attach", value: attach }, this.#reconnect, options.signal);
   }
 
   /** Starts a conversation that keeps its history. */
@@ -77,22 +87,22 @@ export class RouterClient {
 
   /** The configured routes, the default one marked. */
   async listModels(options?: CallOptions): Promise<Route[]> {
-    return (await unary(this.rpc.listModels({}, options))).routes;
+    return (await unary(this.rpc.listModels({}, options), options)).routes;
   }
 
   /** One page of generations, newest first. */
   listStreams(request: MessageInitShape<typeof ListStreamsRequestSchema> = {}, options?: CallOptions): Promise<ListStreamsResponse> {
-    return unary(this.rpc.listStreams(request, options));
+    return unary(this.rpc.listStreams(request, options), options);
   }
 
   /** The status of one generation and up to `recentEvents` of its latest events. */
   getStream(streamId: string, recentEvents = 0, options?: CallOptions): Promise<GetStreamResponse> {
-    return unary(this.rpc.getStream({ streamId, recentEvents }, options));
+    return unary(this.rpc.getStream({ streamId, recentEvents }, options), options);
   }
 
-  /** Counters and latency percentiles; `model` selects one model or route. */
+  /** Counters and latency percentiles; `model` selects one model or route (UNIMPLEMENTED on this server version). */
   getStats(model = "", options?: CallOptions): Promise<GetStatsResponse> {
-    return unary(this.rpc.getStats({ model }, options));
+    return unary(this.rpc.getStats({ model }, options), options);
   }
 
   /** Closes the connection this client opened; calls in flight fail. */
@@ -101,10 +111,13 @@ export class RouterClient {
   }
 }
 
-async function unary<T>(call: Promise<T>): Promise<T> {
+/** The signal of a call the caller cannot abort. */
+const NEVER_ABORTED = new AbortController().signal;
+
+async function unary<T>(call: Promise<T>, options?: CallOptions): Promise<T> {
   try {
     return await call;
   } catch (error) {
-    throw RouterError.from(error);
+    throw RouterError.fromCall(error, options?.signal ?? NEVER_ABORTED);
   }
 }

@@ -23,8 +23,9 @@ interface Pending {
 
 /**
  * An operator channel. Each method sends one command and resolves to its
- * reply, or rejects with a RouterError (a command refused in-band carries the
- * code the server gave it). Iterate changes() while watching.
+ * reply, or rejects with a RouterError: a command the server refuses (an
+ * unknown stream id, pausing a finished generation) carries the code the
+ * server gave it, and the channel stays open. Iterate changes() while watching.
  */
 export class ControlChannel {
   readonly #abort = new AbortController();
@@ -65,9 +66,14 @@ export class ControlChannel {
     return reply.result.case === "list" ? reply.result.value.streams : [];
   }
 
-  /** Pushes later state changes of the named generations (of all when none is named) to changes(). */
-  async watch(...streamIds: string[]): Promise<void> {
-    await this.#do({ case: "watch", value: { streamIds } });
+  /**
+   * Pushes later state changes of the named generations (of all when none is
+   * named) to changes(); resolves to their current statuses. An unknown stream
+   * id rejects with NOT_FOUND and watches nothing.
+   */
+  async watch(...streamIds: string[]): Promise<StreamStatus[]> {
+    const reply = await this.#do({ case: "watch", value: { streamIds } });
+    return reply.result.case === "list" ? reply.result.value.streams : [];
   }
 
   /** Stops pushing state changes of the named generations (of all when none is named). */
@@ -110,7 +116,7 @@ export class ControlChannel {
       }
       this.#error = RouterError.from(new Error("the Control call has ended"));
     } catch (error) {
-      this.#error = RouterError.from(error);
+      this.#error = RouterError.fromCall(error, this.#abort.signal);
     } finally {
       this.#changes.close();
       for (const pending of this.#pending.values()) {

@@ -11,6 +11,7 @@ import {
   type RetryInfo,
   RetryInfoSchema,
 } from "./details.js";
+import type { SubscriptionEnded } from "./gen/llmrouter/v1/operations_pb.js";
 
 /**
  * A failed call: a ConnectError (so `code`, `rawMessage` and `metadata` work
@@ -78,8 +79,38 @@ export class RouterError extends ConnectError {
     return error instanceof RouterError ? error : new RouterError(ConnectError.from(error));
   }
 
+  /**
+   * Converts what a call threw, knowing the call's AbortSignal. A call that
+   * Node's HTTP/2 stack ended with CANCELED although nobody aborted it and the
+   * server sent no status lost its connection: that becomes UNAVAILABLE, as
+   * gRPC reports a dropped connection in other languages.
+   */
+  static fromCall(error: unknown, signal: AbortSignal): RouterError {
+    const failure = RouterError.from(error);
+    if (signal.aborted || !lostConnection(failure)) {
+      return failure;
+    }
+    const message = `the connection was lost: ${failure.rawMessage}`;
+    return new RouterError(new ConnectError(message, Code.Unavailable, undefined, undefined, failure));
+  }
+
   /** An error for a command the server refused in-band (Control). */
   static command(code: number, message: string): RouterError {
     return new RouterError(new ConnectError(message, code as Code));
   }
+
+  /**
+   * Why a subscription ended: undefined when it was removed or its generation
+   * finished, otherwise the code and message the server gave (NOT_FOUND for an
+   * unknown stream id, CANCELLED for a generation an operator cancelled, ...).
+   */
+  static fromEnded(ended: SubscriptionEnded): RouterError | undefined {
+    const error = ended.error;
+    return error === undefined || error.code === 0 ? undefined : RouterError.command(error.code, error.message);
+  }
+}
+
+/** True for a call reset by the transport: CANCELED with no grpc-status from the server. */
+function lostConnection(error: ConnectError): boolean {
+  return error.code === Code.Canceled && !error.metadata.has("grpc-status");
 }

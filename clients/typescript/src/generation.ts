@@ -6,13 +6,23 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { RouterError } from "./errors.js";
 import { type Completed, type StreamEvent } from "./gen/llmrouter/v1/events_pb.js";
-import { MidStreamAction, type StartGenerationSchema } from "./gen/llmrouter/v1/generation_pb.js";
+import {
+  type AttachGenerationSchema,
+  MidStreamAction,
+  type StartGenerationSchema,
+} from "./gen/llmrouter/v1/generation_pb.js";
 import { type GenerateRequest, GenerateRequestSchema, type RouterService } from "./gen/llmrouter/v1/service_pb.js";
 import { AsyncQueue } from "./queue.js";
-import { Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
+import { Credits, Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
 
 /** What a generation is started with: the generated StartGeneration, as an init object. */
 export type StartRequest = MessageInitShape<typeof StartGenerationSchema>;
+
+/** What a re-attach names: the generated AttachGeneration, as an init object. */
+export type AttachRequest = MessageInitShape<typeof AttachGenerationSchema>;
+
+/** The first request of a Generate call. */
+export type FirstRequest = { case: "start"; value: StartRequest } | { case: "attach"; value: AttachRequest };
 
 /** The whole output of a generation. */
 export interface GenerationResult {
@@ -34,28 +44,33 @@ export class Generation implements AsyncIterable<StreamEvent> {
   readonly #abort = new AbortController();
   #requests = new AsyncQueue<GenerateRequest>();
   #attempts = 0;
+  /** True while the call is a re-attach that has delivered nothing yet. */
+  #attaching = false;
   #events: AsyncGenerator<StreamEvent, void> | undefined;
-  readonly #cursor = new Cursor();
+  readonly #cursor: Cursor;
+  readonly #credits: Credits;
   #streamId: string;
   #text = "";
   #completed: Completed | undefined;
   /** Called with the whole text when the completed event arrives. */
   onCompleted: ((result: GenerationResult) => void) | undefined;
 
-  constructor(rpc: Client<typeof RouterService>, start: StartRequest, policy?: ReconnectPolicy, signal?: AbortSignal) {
+  constructor(rpc: Client<typeof RouterService>, first: FirstRequest, policy?: ReconnectPolicy, signal?: AbortSignal) {
     this.#rpc = rpc;
     this.#policy = policy;
-    this.#send({ case: "start", value: start });
-    this.#streamId = start.streamId ?? "";
+    this.#send(first);
+    this.#streamId = first.value.streamId ?? "";
+    this.#credits = new Credits(first.value.flow);
+    this.#cursor = first.case === "attach" ? new Cursor(first.value.fromOffset ?? 0n) : new Cursor();
     signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
-  /** The generation's id, known once the first event has arrived (or at once when the start request chose it). */
+  /** The generation's id, known once the first event has arrived (or at once when the request named it). */
   get streamId(): string {
     return this.#streamId;
   }
 
-  /** The text received so far. */
+  /** The text received so far (after an attach, since its offset). */
   get text(): string {
     return this.#text;
   }
@@ -93,12 +108,12 @@ export class Generation implements AsyncIterable<StreamEvent> {
     return { text: this.#text, completed: this.#completed };
   }
 
-  /** Asks the server to stop producing until resume(). */
+  /** Asks the server to stop producing until resume(); a paused event marks the place. */
   pause(reason = ""): void {
     this.#send({ case: "pause", value: { reason } });
   }
 
-  /** Continues a paused generation at the next offset. */
+  /** Continues a paused generation at the next offset, after a resumed event. */
   resume(): void {
     this.#send({ case: "resume", value: {} });
   }
@@ -110,7 +125,9 @@ export class Generation implements AsyncIterable<StreamEvent> {
 
   /** Allows the server to send `credits` more events (CREDIT flow mode). */
   grant(credits: number): void {
-    this.#send({ case: "grant", value: { credits } });
+    if (this.#send({ case: "grant", value: { credits } })) {
+      this.#credits.grant(credits);
+    }
   }
 
   /** Ends the call; the server then cancels the generation unless it was started with DETACH. */
@@ -119,8 +136,8 @@ export class Generation implements AsyncIterable<StreamEvent> {
     this.#abort.abort();
   }
 
-  #send(action: MessageInitShape<typeof GenerateRequestSchema>["action"]): void {
-    this.#requests.push(create(GenerateRequestSchema, { action }));
+  #send(action: MessageInitShape<typeof GenerateRequestSchema>["action"]): boolean {
+    return this.#requests.push(create(GenerateRequestSchema, { action }));
   }
 
   async *#run(): AsyncGenerator<StreamEvent, void> {
@@ -130,9 +147,13 @@ export class Generation implements AsyncIterable<StreamEvent> {
           yield* this.#call();
           return;
         } catch (error) {
-          const failure = RouterError.from(error);
+          const failure = RouterError.fromCall(error, this.#abort.signal);
           this.#attempts += 1;
-          if (this.#streamId === "" || !(await waitToReconnect(this.#policy, failure, this.#attempts, this.#abort.signal))) {
+          const signal = this.#abort.signal;
+          if (
+            this.#streamId === "" ||
+            !(await waitToReconnect(this.#policy, failure, this.#attempts, signal, this.#attaching))
+          ) {
             throw failure;
           }
           this.#reattach();
@@ -145,6 +166,7 @@ export class Generation implements AsyncIterable<StreamEvent> {
 
   async *#call(): AsyncGenerator<StreamEvent, void> {
     for await (const response of this.#rpc.generate(this.#requests, { signal: this.#abort.signal })) {
+      this.#attaching = false;
       const event = response.event;
       if (event !== undefined && this.#cursor.accept(event)) {
         this.#attempts = 0;
@@ -158,11 +180,14 @@ export class Generation implements AsyncIterable<StreamEvent> {
   #reattach(): void {
     this.#requests.close();
     this.#requests = new AsyncQueue<GenerateRequest>();
-    this.#send({ case: "attach", value: { streamId: this.#streamId, fromOffset: this.#cursor.next } });
+    const attach = { streamId: this.#streamId, fromOffset: this.#cursor.next, flow: this.#credits.flow() };
+    this.#send({ case: "attach", value: attach });
+    this.#attaching = true;
   }
 
   #record(event: StreamEvent): void {
     this.#streamId = event.streamId;
+    this.#credits.spend();
     const kind = event.kind;
     if (kind.case === "chunk") {
       this.#text += kind.value.text;

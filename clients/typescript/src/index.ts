@@ -8,7 +8,7 @@ export { RouterClient, type RouterClientOptions } from "./client.js";
 export { ControlChannel } from "./control.js";
 export type { BadRequest, ErrorInfo, FieldViolation, RetryInfo } from "./details.js";
 export { RouterError } from "./errors.js";
-export { Generation, type GenerationResult, type StartRequest } from "./generation.js";
+export { type AttachRequest, Generation, type GenerationResult, type StartRequest } from "./generation.js";
 export type { ReconnectPolicy } from "./reconnect.js";
 export { Subscription, type AddSubscriptionInit } from "./subscription.js";
 export { Code } from "@connectrpc/connect";

@@ -6,22 +6,33 @@ import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { RouterError } from "./errors.js";
 import type { StreamEvent } from "./gen/llmrouter/v1/events_pb.js";
-import { DisconnectAction, type DisconnectPolicy, DisconnectPolicySchema } from "./gen/llmrouter/v1/generation_pb.js";
+import {
+  DisconnectAction,
+  type DisconnectPolicy,
+  DisconnectPolicySchema,
+  type FlowControl,
+  FlowControlSchema,
+  FlowMode,
+} from "./gen/llmrouter/v1/generation_pb.js";
 
 /**
  * Re-attaches a Generation or a Subscription after its call was lost: ended
  * with UNAVAILABLE, which is how gRPC reports a dropped connection, a
  * restarted proxy or a server going away.
  *
- * A Generation re-attaches with a Generate `attach` request naming its stream
- * id and the offset after the last event it delivered; a Subscription adds
- * each of its subscriptions again from that offset. Replayed events the caller
- * has already seen are dropped, so it sees every event once and in order.
+ * With a policy set, every generation starts with on_disconnect DETACH (unless
+ * the request sets its own), so the server keeps it running for `detachTtlMs`
+ * after its call is lost. A Generation then re-attaches with a Generate
+ * `attach` request naming its stream id, the offset after the last event it
+ * delivered and, in CREDIT flow, the credits it had left; a Subscription adds
+ * each of its subscriptions again from its next offset. Events the caller has
+ * already seen are dropped and a repeated `added` item is not delivered, so it
+ * sees every event once and in order.
  *
- * This needs a server that implements DETACH and `attach`: with a policy set,
- * every generation starts with on_disconnect DETACH (unless the request sets
- * its own), so it outlives the lost call for `detachTtlMs`. A server that does
- * not implement DETACH refuses such a start with UNIMPLEMENTED.
+ * The server may not have noticed yet that the lost call is gone when the
+ * attach arrives; it then refuses it with FAILED_PRECONDITION, and that is
+ * retried like UNAVAILABLE. Steering sent while the call is down (pause,
+ * resume, cancel, grant) is dropped, not replayed.
  */
 export interface ReconnectPolicy {
   /** Re-attach attempts in a row without an event in between; 0 disables reconnecting. */
@@ -46,14 +57,17 @@ export function detachPolicy(policy: ReconnectPolicy): DisconnectPolicy {
 /**
  * Waits before attempt number `attempt` (counting from 1) when `error` allows
  * another one; resolves false when the caller must give up instead.
+ * `attaching` says the error ended a re-attach before it delivered anything.
  */
 export async function waitToReconnect(
   policy: ReconnectPolicy | undefined,
   error: RouterError,
   attempt: number,
   signal: AbortSignal,
+  attaching = false,
 ): Promise<boolean> {
-  if (policy === undefined || attempt > policy.maxAttempts || error.code !== Code.Unavailable) {
+  const retryable = error.code === Code.Unavailable || (attaching && error.code === Code.FailedPrecondition);
+  if (policy === undefined || attempt > policy.maxAttempts || !retryable) {
     return false;
   }
   const delay = Math.min((policy.backoffMs ?? 100) * 2 ** (attempt - 1), policy.maxBackoffMs ?? 2_000);
@@ -77,6 +91,14 @@ export class Cursor {
   next = 0n;
   #seen = false;
 
+  /** A cursor that drops events before `from`, when given. */
+  constructor(from?: bigint) {
+    if (from !== undefined) {
+      this.next = from;
+      this.#seen = true;
+    }
+  }
+
   /** True when the event is new; the cursor then moves past it. */
   accept(event: StreamEvent): boolean {
     if (this.#seen && event.offset < this.next) {
@@ -85,5 +107,34 @@ export class Cursor {
     this.next = event.offset + 1n;
     this.#seen = true;
     return true;
+  }
+}
+
+/**
+ * What a consumer in CREDIT flow may still receive, so a re-attach or a
+ * resubscription asks for exactly the credits that were left.
+ */
+export class Credits {
+  readonly #enabled: boolean;
+  #left: number;
+
+  constructor(flow: { mode?: FlowMode; initialCredits?: number } | undefined) {
+    this.#enabled = flow?.mode === FlowMode.CREDIT;
+    this.#left = flow?.initialCredits ?? 0;
+  }
+
+  grant(credits: number): void {
+    this.#left += credits;
+  }
+
+  spend(): void {
+    if (this.#enabled && this.#left > 0) {
+      this.#left -= 1;
+    }
+  }
+
+  /** The flow a new call continues with; undefined in AUTO flow. */
+  flow(): FlowControl | undefined {
+    return this.#enabled ? create(FlowControlSchema, { mode: FlowMode.CREDIT, initialCredits: this.#left }) : undefined;
   }
 }

@@ -12,26 +12,39 @@ import {
   type SubscribeResponse,
 } from "./gen/llmrouter/v1/service_pb.js";
 import { AsyncQueue } from "./queue.js";
-import { Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
+import { Credits, Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
 
 /** What add() takes: the generated AddSubscription, as an init object. */
 export type AddSubscriptionInit = MessageInitShape<typeof AddSubscriptionSchema>;
 
+/** One subscription as it would be added again after a reconnect. */
+interface Following {
+  add: AddSubscriptionInit;
+  credits: Credits;
+  /** Added again on a new call: its next `added` item is not delivered. */
+  readded: boolean;
+}
+
 /**
  * Follows generations: replay from an offset, then live events. Iterate it
- * once for its items (events, subscriptions added, subscriptions ended); the
- * call starts when the iteration does and fails with a RouterError. add(),
- * remove() and grant() may be called at any time.
+ * once for its items; the call starts when the iteration does and fails with
+ * a RouterError. Each subscription delivers an `added` item, its events in
+ * offset order and an `ended` item (RouterError.fromEnded says why it ended).
+ * A subscription that fails, for example on an unknown stream id, ends alone;
+ * the call and the others go on. add(), remove(), grant() and closeSend() may
+ * be called at any time; after closeSend() the iteration ends once every
+ * subscription has ended.
  */
 export class Subscription implements AsyncIterable<SubscribeResponse> {
   readonly #rpc: Client<typeof RouterService>;
   readonly #policy: ReconnectPolicy | undefined;
   readonly #abort = new AbortController();
   #requests = new AsyncQueue<SubscribeRequest>();
-  readonly #active = new Map<string, AddSubscriptionInit>();
+  readonly #active = new Map<string, Following>();
   readonly #cursors = new Map<string, Cursor>();
   #items: AsyncGenerator<SubscribeResponse, void> | undefined;
   #attempts = 0;
+  #sendClosed = false;
 
   constructor(rpc: Client<typeof RouterService>, policy?: ReconnectPolicy, signal?: AbortSignal) {
     this.#rpc = rpc;
@@ -41,11 +54,11 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
 
   /** Follows a generation from `fromOffset` (0 replays it from the start). */
   add(add: AddSubscriptionInit): void {
-    this.#active.set(add.streamId ?? "", add);
+    this.#active.set(add.streamId ?? "", { add, credits: new Credits(add.flow), readded: false });
     this.#send({ case: "add", value: add });
   }
 
-  /** Stops following a generation. */
+  /** Stops following a generation; its `ended` item follows. */
   remove(streamId: string): void {
     this.#active.delete(streamId);
     this.#send({ case: "remove", value: { streamId } });
@@ -53,7 +66,15 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
 
   /** Allows `credits` more events on one subscription (CREDIT flow mode). */
   grant(streamId: string, credits: number): void {
-    this.#send({ case: "grant", value: { streamId, credits } });
+    if (this.#send({ case: "grant", value: { streamId, credits } })) {
+      this.#active.get(streamId)?.credits.grant(credits);
+    }
+  }
+
+  /** Says no more requests follow: the call then ends once every subscription has ended. */
+  closeSend(): void {
+    this.#sendClosed = true;
+    this.#requests.close();
   }
 
   /** Ends the call and every subscription on it. */
@@ -70,8 +91,8 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
     return this.#items;
   }
 
-  #send(action: MessageInitShape<typeof SubscribeRequestSchema>["action"]): void {
-    this.#requests.push(create(SubscribeRequestSchema, { action }));
+  #send(action: MessageInitShape<typeof SubscribeRequestSchema>["action"]): boolean {
+    return this.#requests.push(create(SubscribeRequestSchema, { action }));
   }
 
   async *#run(): AsyncGenerator<SubscribeResponse, void> {
@@ -81,7 +102,7 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
           yield* this.#call();
           return;
         } catch (error) {
-          const failure = RouterError.from(error);
+          const failure = RouterError.fromCall(error, this.#abort.signal);
           this.#attempts += 1;
           if (!(await waitToReconnect(this.#policy, failure, this.#attempts, this.#abort.signal))) {
             throw failure;
@@ -107,27 +128,52 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
   #resubscribe(): void {
     this.#requests.close();
     this.#requests = new AsyncQueue<SubscribeRequest>();
-    for (const [streamId, add] of this.#active) {
+    for (const [streamId, following] of this.#active) {
       const cursor = this.#cursors.get(streamId);
-      this.#send({ case: "add", value: { ...add, fromOffset: cursor?.next ?? add.fromOffset ?? 0n } });
+      const fromOffset = cursor?.next ?? following.add.fromOffset ?? 0n;
+      const flow = following.credits.flow() ?? following.add.flow;
+      following.readded = true;
+      const slowPolicy = following.add.slowPolicy;
+      this.#send({ case: "add", value: { streamId, fromOffset, flow, slowPolicy } });
+    }
+    if (this.#sendClosed) {
+      this.#requests.close();
     }
   }
 
-  /** Drops events replayed after reconnecting and forgets ended subscriptions. */
+  /**
+   * Drops what a reconnect repeats (events already delivered, the `added` item
+   * of a subscription added again), counts credits, forgets ended subscriptions.
+   */
   #accept(response: SubscribeResponse): boolean {
     const item = response.item;
-    if (item.case === "ended") {
-      this.#active.delete(item.value.streamId);
-      this.#cursors.delete(item.value.streamId);
+    switch (item.case) {
+      case "added": {
+        const following = this.#active.get(item.value.streamId);
+        const repeated = following?.readded === true;
+        if (following !== undefined) {
+          following.readded = false;
+        }
+        return !repeated;
+      }
+      case "ended":
+        this.#active.delete(item.value.streamId);
+        this.#cursors.delete(item.value.streamId);
+        return true;
+      case "event": {
+        let cursor = this.#cursors.get(item.value.streamId);
+        if (cursor === undefined) {
+          cursor = new Cursor();
+          this.#cursors.set(item.value.streamId, cursor);
+        }
+        if (!cursor.accept(item.value)) {
+          return false;
+        }
+        this.#active.get(item.value.streamId)?.credits.spend();
+        return true;
+      }
+      default:
+        return true;
     }
-    if (item.case !== "event") {
-      return true;
-    }
-    let cursor = this.#cursors.get(item.value.streamId);
-    if (cursor === undefined) {
-      cursor = new Cursor();
-      this.#cursors.set(item.value.streamId, cursor);
-    }
-    return cursor.accept(item.value);
   }
 }

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, RouterClient, RouterError, v1 } from "../src/index.js";
+import { Code, RouterClient, v1 } from "../src/index.js";
+import { collect, consecutive, credit, failure, greedy, later, offsets, PROMPT, Reader, referenceText } from "./helpers.js";
 import { type RunningServer, startServer } from "./server.js";
-
-const PROMPT = "Write a story about a lighthouse keeper.";
 
 let server: RunningServer;
 let client: RouterClient;
@@ -17,16 +16,6 @@ after(async () => {
   client.close();
   await server.stop();
 });
-
-/** Collects the error a promise rejects with. */
-async function failure(promise: Promise<unknown>): Promise<RouterError> {
-  const error = await promise.then(
-    () => assert.fail("expected the call to fail"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof RouterError, `${String(error)} is not a RouterError`);
-  return error;
-}
 
 describe("generate", () => {
   it("streams chunks in offset order and completes with LENGTH", async () => {
@@ -139,33 +128,79 @@ describe("lookups and operator calls", () => {
     );
   });
 
-  // Servers without Subscribe and Control answer UNIMPLEMENTED; the client
-  // must surface that as a RouterError.
-  it("surfaces UNIMPLEMENTED from subscribe", async () => {
-    const subscription = client.subscribe();
-    subscription.add({ streamId: "gen-unknown" });
-
-    const error = await failure(
-      (async () => {
-        for await (const _ of subscription) {
-          // No item is expected.
-        }
-      })(),
-    );
+  it("surfaces UNIMPLEMENTED from getStats", async () => {
+    const error = await failure(client.getStats());
 
     assert.equal(error.code, Code.Unimplemented);
     assert.equal(error.errorInfo?.domain, "llmrouter.v1");
   });
+});
 
-  it("surfaces UNIMPLEMENTED from control", async () => {
-    const control = client.control();
+describe("flow", () => {
+  it("marks a pause and a resume in the stream and loses nothing", async () => {
+    const want = await referenceText(client, greedy(32));
+    // Two credits (started, then the first chunk) hold the generation a few
+    // events ahead, so the pause surely arrives while it runs.
+    const generation = client.generate(greedy(32, { flow: credit(2) }));
+    const reader = new Reader(generation);
+    const events = [await reader.next(), await reader.next()];
 
-    const error = await failure(control.status("gen-unknown"));
-
-    assert.equal(error.code, Code.Unimplemented);
-    assert.equal(control.error?.code, Code.Unimplemented);
-    for await (const _ of control.changes()) {
-      assert.fail("no change is expected");
+    generation.pause("stepped away");
+    generation.grant(1000);
+    while (events.at(-1)?.kind.case !== "paused") {
+      events.push(await reader.next());
     }
+    generation.resume();
+    events.push(...(await reader.rest()));
+
+    const kinds = events.map((event) => event.kind.case);
+    const paused = events[kinds.indexOf("paused")]?.kind;
+    assert.equal(paused?.case === "paused" && paused.value.reason, "stepped away");
+    assert.ok(kinds.indexOf("resumed") > kinds.indexOf("paused"));
+    assert.deepEqual(offsets(events), consecutive(events.length));
+    assert.equal(generation.text, want);
+    assert.equal(generation.completed?.usage?.completionTokens, 32);
+  });
+
+  it("never sends more events than granted", async () => {
+    const generation = client.generate(greedy(16, { flow: credit(2) }));
+    const reader = new Reader(generation);
+    const events = [await reader.next(), await reader.next()];
+    // The server has produced more than it may send...
+    while (((await client.getStream(generation.streamId)).status?.nextOffset ?? 0n) <= 3n) {
+      await later(10);
+    }
+    // ... and sends none of it until the next grant.
+    const next = reader.pending();
+    assert.equal(await Promise.race([next, later(300)]), undefined, "an event arrived with no credit left");
+
+    generation.grant(3);
+    const granted = await next;
+    assert.ok(granted.done !== true);
+    events.push(granted.value, await reader.next(), await reader.next());
+    assert.deepEqual(offsets(events), consecutive(5));
+    generation.grant(1000);
+    events.push(...(await reader.rest()));
+
+    assert.deepEqual(offsets(events), consecutive(events.length));
+    assert.equal(generation.completed?.usage?.completionTokens, 16);
+  });
+
+  it("attaches to a finished generation from an offset", async () => {
+    const live = await collect(client.generate(greedy(8)));
+
+    const generation = client.attach({ streamId: live[0]?.streamId ?? "", fromOffset: 3n });
+    const replayed = await collect(generation);
+
+    assert.deepEqual(replayed, live.slice(3));
+    assert.equal(generation.completed?.finishReason, v1.FinishReason.LENGTH);
+  });
+
+  it("fails an attach to an unknown stream with NOT_FOUND", async () => {
+    const error = await failure(client.attach({ streamId: "no-such-stream" }).result());
+
+    assert.equal(error.code, Code.NotFound);
+    assert.equal(error.reason, "NOT_FOUND");
+    assert.equal(error.streamId, "no-such-stream");
   });
 });

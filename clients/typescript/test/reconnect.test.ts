@@ -7,11 +7,12 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { RouterClient, v1 } from "../src/index.js";
 
-// A stand-in for a server that implements `attach` and Subscribe: the first
-// call sends three events and then fails with UNAVAILABLE, as a dropped
-// connection does; a later call (an attach, or a subscription from an offset)
-// replays from one offset before the one asked for (a duplicate the client
-// must drop) and completes the generation.
+// A scripted server that records the requests it gets: the first call sends
+// three events and then fails with UNAVAILABLE, as a dropped connection does;
+// a later call (an attach, or a subscription from an offset) replays from one
+// offset before the one asked for, a duplicate the real server never sends but
+// the client must drop, and completes the generation. operations.test.ts runs
+// the same paths against the real server.
 const script: v1.StreamEvent["kind"][] = [
   { case: "started", value: create(v1.StartedSchema) },
   { case: "chunk", value: create(v1.ChunkSchema, { text: "Once" }) },
@@ -22,6 +23,8 @@ const script: v1.StreamEvent["kind"][] = [
 
 const received: v1.GenerateRequest[] = [];
 const adds: v1.SubscribeRequest[] = [];
+/** How many attaches are refused with FAILED_PRECONDITION, as while the server still holds the lost call. */
+let busy = 0;
 
 /** The first three events then UNAVAILABLE, or, when resuming, all from one before `from`. */
 function* replay(resuming: boolean, from: bigint) {
@@ -46,6 +49,10 @@ async function* generate(requests: AsyncIterable<v1.GenerateRequest>) {
   received.push(first);
   const action = first.action;
   const attach = action.case === "attach";
+  if (attach && busy > 0) {
+    busy -= 1;
+    throw new ConnectError("stream 'gen-1' is attached to another caller", Code.FailedPrecondition);
+  }
   for (const event of replay(attach, attach ? action.value.fromOffset : 0n)) {
     yield { event };
   }
@@ -140,4 +147,38 @@ it("resubscribes from the next offset and drops replayed events", async () => {
       ["gen-1", 3n],
     ],
   );
+});
+
+it("retries an attach the server refuses while it still holds the lost call", async () => {
+  received.length = 0;
+  busy = 2;
+  const client = new RouterClient({ address, reconnect: { maxAttempts: 3, backoffMs: 1 } });
+
+  const result = await client.generate({ prompt: "hi" }).result();
+  client.close();
+
+  assert.equal(result.text, "Once upon a time");
+  assert.deepEqual(
+    received.map((request) => request.action.case),
+    ["start", "attach", "attach", "attach"],
+  );
+});
+
+it("gives up after maxAttempts", async () => {
+  received.length = 0;
+  busy = 5;
+  const client = new RouterClient({ address, reconnect: { maxAttempts: 2, backoffMs: 1 } });
+
+  const error = await client
+    .generate({ prompt: "hi" })
+    .result()
+    .then(
+      () => assert.fail("expected FAILED_PRECONDITION"),
+      (error: unknown) => error as ConnectError,
+    );
+  client.close();
+  busy = 0;
+
+  assert.equal(error.code, Code.FailedPrecondition);
+  assert.equal(received.length, 3);
 });

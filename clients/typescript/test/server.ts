@@ -26,7 +26,14 @@ export interface RunningServer {
 export async function startServer(): Promise<RunningServer> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const env = { ...process.env, LLMROUTER_SERVER__HOST: "127.0.0.1", LLMROUTER_SERVER__PORT: String(port) };
+  const env = {
+    ...process.env,
+    LLMROUTER_SERVER__HOST: "127.0.0.1",
+    LLMROUTER_SERVER__PORT: String(port),
+    // A small window: a generation whose caller holds back its credits stops
+    // a few events ahead and stays RUNNING for as long as a test needs it to.
+    LLMROUTER_STREAMS__WINDOW_EVENTS: "4",
+  };
   const child = spawn(llmrouterBin(), ["serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
   child.stderr.on("data", (data: Buffer) => (logs += data.toString()));
@@ -36,7 +43,7 @@ export async function startServer(): Promise<RunningServer> {
   process.on("exit", stopWithUs);
   const stop = async () => {
     child.kill("SIGTERM");
-    const result = await Promise.race([exited, sleep(15_000, undefined)]);
+    const result = await Promise.race([exited, sleep(15_000, undefined, { ref: false })]);
     process.off("exit", stopWithUs);
     if (result === undefined) {
       child.kill("SIGKILL");

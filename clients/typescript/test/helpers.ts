@@ -1,0 +1,97 @@
+/**
+ * Helpers shared by the tests that run against `llmrouter serve`.
+ */
+import assert from "node:assert/strict";
+import { type Generation, RouterError, type RouterClient, type StartRequest, type Subscription, v1 } from "../src/index.js";
+
+export const PROMPT = "Write a story about a lighthouse keeper.";
+
+/** CREDIT flow with `initialCredits` up front. */
+export function credit(initialCredits: number): { mode: v1.FlowMode; initialCredits: number } {
+  return { mode: v1.FlowMode.CREDIT, initialCredits };
+}
+
+/** A start request for `maxTokens` tokens at temperature 0. */
+export function greedy(maxTokens: number, extra: { flow?: ReturnType<typeof credit>; streamId?: string } = {}): StartRequest {
+  return { prompt: PROMPT, sampling: { maxTokens, temperature: 0 }, ...extra };
+}
+
+/** Reads an async iterable step by step, then the rest. */
+export class Reader<T> {
+  readonly #iterator: AsyncIterator<T, void>;
+
+  constructor(iterable: AsyncIterable<T>) {
+    this.#iterator = iterable[Symbol.asyncIterator]() as AsyncIterator<T, void>;
+  }
+
+  /** The next item; fails when there is none. */
+  async next(): Promise<T> {
+    const result = await this.#iterator.next();
+    assert.ok(result.done !== true, "the iteration ended early");
+    return result.value;
+  }
+
+  /** The pending next item, as a promise. */
+  pending(): Promise<IteratorResult<T, void>> {
+    return this.#iterator.next();
+  }
+
+  /** Every item until the end. */
+  async rest(): Promise<T[]> {
+    const items: T[] = [];
+    for (let result = await this.#iterator.next(); result.done !== true; result = await this.#iterator.next()) {
+      items.push(result.value);
+    }
+    return items;
+  }
+}
+
+/** The whole text of an uninterrupted generation of `start`. */
+export async function referenceText(client: RouterClient, start: StartRequest): Promise<string> {
+  return (await client.generate(start).result()).text;
+}
+
+/** Every event of a generation. */
+export async function collect(generation: Generation): Promise<v1.StreamEvent[]> {
+  return new Reader(generation).rest();
+}
+
+/** The offsets of some events. */
+export function offsets(events: v1.StreamEvent[]): bigint[] {
+  return events.map((event) => event.offset);
+}
+
+/** `count` consecutive offsets from `from`. */
+export function consecutive(count: number, from = 0n): bigint[] {
+  return Array.from({ length: count }, (_, index) => from + BigInt(index));
+}
+
+/** The events among subscription items. */
+export function eventsOf(items: v1.SubscribeResponse[]): v1.StreamEvent[] {
+  return items.flatMap((item) => (item.item.case === "event" ? [item.item.value] : []));
+}
+
+/** Subscribes to `streamIds` from offset 0, half-closes, and returns every item. */
+export async function subscribeAll(client: RouterClient, ...streamIds: string[]): Promise<v1.SubscribeResponse[]> {
+  const subscription: Subscription = client.subscribe();
+  for (const streamId of streamIds) {
+    subscription.add({ streamId });
+  }
+  subscription.closeSend();
+  return new Reader(subscription).rest();
+}
+
+/** Collects the error a promise rejects with. */
+export async function failure(promise: Promise<unknown>): Promise<RouterError> {
+  const error = await promise.then(
+    () => assert.fail("expected the call to fail"),
+    (error: unknown) => error,
+  );
+  assert.ok(error instanceof RouterError, `${String(error)} is not a RouterError`);
+  return error;
+}
+
+/** Resolves after `ms`, to `undefined`. */
+export function later(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+}
