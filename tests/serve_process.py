@@ -17,10 +17,19 @@ LLMROUTER = [str(Path(sys.executable).with_name("llmrouter"))]
 
 
 @contextmanager
-def llmrouter_serve() -> Iterator[str]:
-    """Runs ``llmrouter serve`` until it is healthy; yields its address; stops it with SIGTERM."""
+def llmrouter_serve(**settings: str) -> Iterator[str]:
+    """Runs ``llmrouter serve`` until it is healthy; yields its address; stops it with SIGTERM.
+
+    Args:
+        **settings: More ``LLMROUTER_...`` environment variables for the server.
+    """
     port = free_port()
-    env = {**os.environ, "LLMROUTER_SERVER__HOST": "127.0.0.1", "LLMROUTER_SERVER__PORT": str(port)}
+    env = {
+        **os.environ,
+        "LLMROUTER_SERVER__HOST": "127.0.0.1",
+        "LLMROUTER_SERVER__PORT": str(port),
+        **settings,
+    }
     process = subprocess.Popen([*LLMROUTER, "serve"], env=env, stderr=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{port}"
     try:

@@ -96,6 +96,11 @@ class Proxy:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    def drop(self) -> None:
+        """Closes every relayed connection, on both sides; new ones still get through."""
+        for task in self._tasks:
+            task.cancel()
+
     async def stop(self) -> None:
         """Stops listening and drops every relay."""
         if self._server is not None:

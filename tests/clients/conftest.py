@@ -12,8 +12,12 @@ from tests.serve_process import llmrouter_serve
 
 @pytest.fixture(scope="package")
 def address() -> Iterator[str]:
-    """The address of ``llmrouter serve`` on a free loopback port."""
-    with llmrouter_serve() as address:
+    """The address of ``llmrouter serve`` on a free loopback port.
+
+    Its flow window is small: a generation whose caller holds back its credits
+    stops a few events ahead and stays RUNNING for as long as a test needs it to.
+    """
+    with llmrouter_serve(LLMROUTER_STREAMS__WINDOW_EVENTS="4") as address:
         yield address
 
 

@@ -81,3 +81,11 @@ async def test_list_models_has_the_default_route(client: Client) -> None:
     routes = await client.list_models()
 
     assert [(route.name, route.is_default) for route in routes] == [("smollm2-135m-instruct", True)]
+
+
+async def test_get_stats_raises_unimplemented(client: Client) -> None:
+    with pytest.raises(RouterError) as raised:
+        await client.get_stats()
+
+    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
+    assert raised.value.error_info.domain == "llmrouter.v1"

@@ -1,139 +1,93 @@
-"""Reconnecting, against an in-process server that drops the call mid-stream.
+"""Reconnecting against ``llmrouter serve`` through a proxy that drops every connection.
 
-``llmrouter serve`` does not implement DETACH, ``attach`` and Subscribe yet,
-so a small grpc.aio servicer stands in for one: the first call sends three
-events and then fails with UNAVAILABLE, as a dropped connection does; a later
-call (an attach, or a subscription from an offset) replays from one offset
-before the one asked for (a duplicate the client must drop) and completes the
-generation.
+The client must come back by itself and deliver each event exactly once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import grpc
 import pytest
-from llmrouter import Client, Reconnect, RouterError
-from llmrouter.v1 import events_pb2 as ev_pb
-from llmrouter.v1 import generation_pb2 as gen_pb
-from llmrouter.v1 import operations_pb2 as ops_pb
-from llmrouter.v1 import service_pb2 as svc_pb
-from llmrouter.v1 import service_pb2_grpc as svc_grpc
+from llmrouter import Client, Reconnect
 
-pytestmark = pytest.mark.timeout(30)
+from tests.backends.upstream import Proxy
+from tests.clients.helpers import (
+    credit,
+    events_of,
+    greedy,
+    offsets,
+    reference_text,
+    rest,
+    take,
+    until,
+)
+from tests.helpers import PROMPT
 
-SCRIPT = [
-    ev_pb.StreamEvent(started=ev_pb.Started()),
-    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text="Once")),
-    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text=" upon")),
-    ev_pb.StreamEvent(chunk=ev_pb.Chunk(text=" a time")),
-    ev_pb.StreamEvent(completed=ev_pb.Completed(finish_reason=ev_pb.FINISH_REASON_LENGTH)),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
-
-def replay(resuming: bool, from_offset: int) -> list[ev_pb.StreamEvent]:
-    """The first three events, or, when resuming, all from one before ``from_offset``."""
-    offsets = range(from_offset - 1, len(SCRIPT)) if resuming else range(3)
-    events = [ev_pb.StreamEvent(stream_id="gen-1", offset=offset) for offset in offsets]
-    for event in events:
-        event.MergeFrom(SCRIPT[event.offset])
-    return events
-
-
-class DroppingServicer(svc_grpc.RouterServiceServicer):
-    """Drops the first call after three events; serves the rest when resumed."""
-
-    def __init__(self) -> None:
-        self.requests: list[svc_pb.GenerateRequest] = []
-        self.adds: list[svc_pb.SubscribeRequest] = []
-
-    async def Generate(  # type: ignore[override]  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Any
-    ) -> AsyncIterator[svc_pb.GenerateResponse]:
-        first = await anext(request_iterator)
-        self.requests.append(first)
-        attach = first.WhichOneof("action") == "attach"
-        for event in replay(attach, first.attach.from_offset):
-            yield svc_pb.GenerateResponse(event=event)
-        if not attach:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
-
-    async def Subscribe(  # type: ignore[override]  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Any
-    ) -> AsyncIterator[svc_pb.SubscribeResponse]:
-        first = await anext(request_iterator)
-        self.adds.append(first)
-        resuming = len(self.adds) > 1
-        for event in replay(resuming, first.add.from_offset):
-            yield svc_pb.SubscribeResponse(event=event)
-        if not resuming:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
-        ended = ops_pb.SubscriptionEnded(stream_id="gen-1", next_offset=len(SCRIPT))
-        yield svc_pb.SubscribeResponse(ended=ended)
+RECONNECT = Reconnect(max_attempts=5, backoff=0.05)
 
 
 @pytest.fixture
-async def dropping() -> AsyncIterator[tuple[str, DroppingServicer]]:
-    """The servicer on a loopback port."""
-    servicer = DroppingServicer()
-    server = grpc.aio.server()
-    svc_grpc.add_RouterServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+async def proxy(address: str) -> AsyncIterator[Proxy]:
+    """A loopback TCP proxy in front of the server."""
+    proxy = Proxy(int(address.rsplit(":", 1)[1]))
+    await proxy.start()
     try:
-        yield f"127.0.0.1:{port}", servicer
+        yield proxy
     finally:
-        await server.stop(0)
+        await proxy.stop()
 
 
-async def test_reattaches_from_the_next_offset_without_duplicates(
-    dropping: tuple[str, DroppingServicer],
+async def test_a_generation_reattaches_after_the_connection_drops(
+    client: Client, proxy: Proxy
 ) -> None:
-    address, servicer = dropping
+    want = await reference_text(client, 32)
+    async with Client(f"127.0.0.1:{proxy.port}", reconnect=RECONNECT) as through:
+        generation = through.generate(PROMPT, sampling=greedy(32))
+        events_iter = aiter(generation)
+        # Paused after its first chunk, the generation is surely mid-stream
+        # when the connection drops.
+        events = await take(events_iter, 2)
+        generation.pause("about to drop")
+        events += await until(events_iter, "paused")
 
-    async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
-        generation = client.generate("hi")
-        offsets = [event.offset async for event in generation]
+        proxy.drop()
+        async with client.control() as control:
+            await control.resume(generation.stream_id)
+        events += await rest(events_iter)
 
-    assert offsets == [0, 1, 2, 3, 4]
-    assert generation.text == "Once upon a time"
-    assert len(servicer.requests) == 2
-    start, attach = servicer.requests
-    assert start.start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH
-    assert (attach.attach.stream_id, attach.attach.from_offset) == ("gen-1", 3)
+    assert offsets(events) == list(range(len(events)))
+    assert generation.text == want
+    assert generation.completed is not None
+    assert generation.completed.usage.completion_tokens == 32
+    assert proxy.connections >= 2
 
 
-async def test_without_reconnect_unavailable_is_raised(
-    dropping: tuple[str, DroppingServicer],
+async def test_a_subscription_resubscribes_after_the_connection_drops(
+    client: Client, proxy: Proxy
 ) -> None:
-    address, servicer = dropping
+    owner = client.generate(PROMPT, sampling=greedy(16), flow=credit(1))
+    owner_events = aiter(owner)
+    started = await anext(owner_events)
+    async with (
+        Client(f"127.0.0.1:{proxy.port}", reconnect=RECONNECT) as through,
+        through.subscribe() as subscription,
+    ):
+        subscription.add(started.stream_id)
+        subscription.close_send()
+        items_iter = aiter(subscription)
+        items = await take(items_iter, 3)
 
-    async with Client(address) as client:
-        generation = client.generate("hi")
-        with pytest.raises(RouterError) as raised:
-            await generation.result()
+        proxy.drop()
+        owner.grant(1000)
+        from_owner = [started, *await rest(owner_events)]
+        items += await rest(items_iter)
 
-    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
-    assert generation.text == "Once upon"
-    assert len(servicer.requests) == 1
-    assert not servicer.requests[0].start.HasField("on_disconnect")
-
-
-async def test_subscription_resubscribes_from_the_next_offset_without_duplicates(
-    dropping: tuple[str, DroppingServicer],
-) -> None:
-    address, servicer = dropping
-
-    async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
-        subscription = client.subscribe()
-        subscription.add("gen-1")
-        items = [item async for item in subscription]
-
-    assert [item.event.offset for item in items[:-1]] == [0, 1, 2, 3, 4]
-    assert items[-1].ended.next_offset == len(SCRIPT)
-    assert [(add.add.stream_id, add.add.from_offset) for add in servicer.adds] == [
-        ("gen-1", 0),
-        ("gen-1", 3),
+    assert [item.WhichOneof("item") for item in items] == [
+        "added",
+        *["event"] * len(from_owner),
+        "ended",
     ]
+    assert events_of(items) == from_owner
+    assert proxy.connections >= 2

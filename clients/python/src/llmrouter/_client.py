@@ -62,7 +62,24 @@ class Client:
             start.CopyFrom(request)
         if self._reconnect is not None and not start.HasField("on_disconnect"):
             start.on_disconnect.CopyFrom(self._reconnect.disconnect_policy())
-        return Generation(self.stub, start, self._reconnect)
+        return Generation(self.stub, svc_pb.GenerateRequest(start=start), self._reconnect)
+
+    def attach(
+        self, stream_id: str, from_offset: int = 0, *, flow: Mapping[str, Any] | None = None
+    ) -> Generation:
+        """Re-attaches to a generation started with ``on_disconnect`` DETACH.
+
+        Its caller has gone (or it has finished and the server still retains
+        it); its events stream from ``from_offset``. An unknown stream id raises
+        ``NOT_FOUND``, a generation another caller holds ``FAILED_PRECONDITION``.
+
+        Args:
+            stream_id: The generation's id.
+            from_offset: The first offset to deliver.
+            flow: The ``FlowControl`` fields, such as ``{"mode": "FLOW_MODE_CREDIT"}``.
+        """
+        attach = gen_pb.AttachGeneration(stream_id=stream_id, from_offset=from_offset, flow=flow)
+        return Generation(self.stub, svc_pb.GenerateRequest(attach=attach), self._reconnect)
 
     def chat(
         self,
@@ -98,7 +115,10 @@ class Client:
         return await _unary(self.stub.GetStream(request))
 
     async def get_stats(self, model: str = "") -> svc_pb.GetStatsResponse:
-        """Counters and latency percentiles; ``model`` selects one model or route."""
+        """Counters and latency percentiles; ``model`` selects one model or route.
+
+        This server version answers ``UNIMPLEMENTED``.
+        """
         return await _unary(self.stub.GetStats(svc_pb.GetStatsRequest(model=model)))
 
     async def close(self) -> None:

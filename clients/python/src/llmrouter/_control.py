@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Any
 
 import grpc
@@ -21,8 +23,10 @@ class Control:
     """An operator channel on one Control call.
 
     Each method sends one command and returns its reply, or raises
-    :class:`RouterError` (a command refused in-band carries the code the server
-    gave it). Iterate :meth:`changes` while watching.
+    :class:`RouterError`: a command the server refuses (an unknown stream id,
+    pausing a finished generation) carries the code the server gave it, and
+    the channel stays open. Iterate :meth:`changes` while watching. Leaving an
+    ``async with`` block ends the channel.
     """
 
     def __init__(self, stub: svc_grpc.RouterServiceAsyncStub) -> None:
@@ -58,9 +62,15 @@ class Control:
         reply = await self._do(list=ops_pb.ListStreamsCommand(states=states))
         return list(reply.list.streams)
 
-    async def watch(self, *stream_ids: str) -> None:
-        """Pushes later state changes of the named generations (all when none) to changes()."""
-        await self._do(watch=ops_pb.WatchStreamsCommand(stream_ids=stream_ids))
+    async def watch(self, *stream_ids: str) -> builtins.list[ops_pb.StreamStatus]:
+        """Pushes later state changes of the named generations (all when none) to changes().
+
+        Returns:
+            Their current statuses. An unknown stream id raises ``NOT_FOUND``
+            and watches nothing.
+        """
+        reply = await self._do(watch=ops_pb.WatchStreamsCommand(stream_ids=stream_ids))
+        return list(reply.list.streams)
 
     async def unwatch(self, *stream_ids: str) -> None:
         """Stops pushing state changes of the named generations (all when none)."""
@@ -78,6 +88,17 @@ class Control:
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
 
+    async def __aenter__(self) -> Control:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     async def _do(self, **command: Any) -> svc_pb.ControlResponse:
         if self.error is not None:
             raise self.error
@@ -88,8 +109,7 @@ class Control:
         self._requests.put(svc_pb.ControlRequest(request_id=request_id, **command))
         response: svc_pb.ControlResponse = await reply
         if response.HasField("error"):
-            code = _status_code(response.error.code)
-            raise RouterError(code, response.error.message)
+            raise RouterError.from_command_error(response.error)
         return response
 
     async def _read(self) -> None:
@@ -116,10 +136,3 @@ class Control:
         reply = self._pending.pop(response.request_id, None)
         if reply is not None and not reply.done():
             reply.set_result(response)
-
-
-def _status_code(value: int) -> grpc.StatusCode:
-    for code in grpc.StatusCode:
-        if code.value[0] == value:
-            return code
-    return grpc.StatusCode.UNKNOWN

@@ -7,6 +7,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from llmrouter.v1 import operations_pb2 as ops_pb
+
 _DETAILS_KEY = "grpc-status-details-bin"
 
 
@@ -38,6 +40,24 @@ class RouterError(Exception):
             if key == _DETAILS_KEY and isinstance(value, bytes):
                 details = tuple(status_pb2.Status.FromString(value).details)
         return cls(error.code(), error.details() or "", details)
+
+    @classmethod
+    def from_command_error(cls, error: ops_pb.CommandError) -> RouterError:
+        """A command the server refused in-band (Control) or a failed subscription."""
+        return cls(_status_code(error.code), error.message)
+
+    @classmethod
+    def from_ended(cls, ended: ops_pb.SubscriptionEnded) -> RouterError | None:
+        """Why a subscription ended.
+
+        Returns:
+            None when it was removed or its generation finished; otherwise the
+            code and message the server gave (``NOT_FOUND`` for an unknown
+            stream id, ``CANCELLED`` for a generation an operator cancelled, ...).
+        """
+        if not ended.HasField("error") or ended.error.code == 0:
+            return None
+        return cls.from_command_error(ended.error)
 
     @property
     def reason(self) -> str:
@@ -81,3 +101,10 @@ def _first(details: tuple[Any, ...], message_type: Any) -> Any:
             detail.Unpack(message)
             return message
     return None
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    for code in grpc.StatusCode:
+        if code.value[0] == value:
+            return code
+    return grpc.StatusCode.UNKNOWN

@@ -14,7 +14,7 @@ from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
 from ._errors import RouterError
-from ._reconnect import Cursor, Reconnect, wait_to_reconnect
+from ._reconnect import Credits, Cursor, Reconnect, wait_to_reconnect
 from ._requests import Requests
 
 _RESTART = gen_pb.MID_STREAM_ACTION_RESTART
@@ -44,17 +44,32 @@ class Generation:
     def __init__(
         self,
         stub: svc_grpc.RouterServiceAsyncStub,
-        start: gen_pb.StartGeneration,
+        first: svc_pb.GenerateRequest,
         reconnect: Reconnect | None = None,
     ) -> None:
+        """Starts nothing yet: the call opens when the iteration starts.
+
+        Args:
+            stub: The generated stub.
+            first: The call's first request, ``start`` or ``attach``.
+            reconnect: Re-attach after a lost call.
+        """
         self._stub = stub
         self._reconnect = reconnect
-        self._requests = Requests(svc_pb.GenerateRequest(start=start))
+        self._requests = Requests(first)
         self._call: _Call | None = None
         self._events: AsyncIterator[ev_pb.StreamEvent] | None = None
-        self._cursor = Cursor()
         self._attempts = 0
-        self._stream_id = start.stream_id
+        self._attaching = False
+        """True while the call is a re-attach that has delivered nothing yet."""
+        if first.HasField("attach"):
+            self._cursor = Cursor(first.attach.from_offset)
+            self._credits = Credits(first.attach.flow)
+            self._stream_id = first.attach.stream_id
+        else:
+            self._cursor = Cursor()
+            self._credits = Credits(first.start.flow)
+            self._stream_id = first.start.stream_id
         self._text: list[str] = []
         self._completed: ev_pb.Completed | None = None
         self.on_completed: Callable[[Result], None] | None = None
@@ -67,7 +82,7 @@ class Generation:
 
     @property
     def text(self) -> str:
-        """The text received so far."""
+        """The text received so far (after an attach, since its offset)."""
         return "".join(self._text)
 
     @property
@@ -95,11 +110,11 @@ class Generation:
         return Result(self.text, self._completed)
 
     def pause(self, reason: str = "") -> None:
-        """Asks the server to stop producing until :meth:`resume`."""
+        """Asks the server to stop producing until :meth:`resume`; a paused event marks it."""
         self._requests.put(svc_pb.GenerateRequest(pause=gen_pb.PauseGeneration(reason=reason)))
 
     def resume(self) -> None:
-        """Continues a paused generation at the next offset."""
+        """Continues a paused generation at the next offset, after a resumed event."""
         self._requests.put(svc_pb.GenerateRequest(resume=gen_pb.ResumeGeneration()))
 
     def cancel(self, reason: str = "") -> None:
@@ -108,7 +123,8 @@ class Generation:
 
     def grant(self, credits: int) -> None:
         """Allows the server to send ``credits`` more events (CREDIT flow mode)."""
-        self._requests.put(svc_pb.GenerateRequest(grant=gen_pb.GrantCredits(credits=credits)))
+        if self._requests.put(svc_pb.GenerateRequest(grant=gen_pb.GrantCredits(credits=credits))):
+            self._credits.grant(credits)
 
     async def aclose(self) -> None:
         """Ends the call; the server cancels the generation unless it was detached."""
@@ -137,7 +153,7 @@ class Generation:
                     failure = RouterError.from_rpc_error(error)
                     self._attempts += 1
                     if not self._stream_id or not await wait_to_reconnect(
-                        self._reconnect, failure, self._attempts
+                        self._reconnect, failure, self._attempts, attaching=self._attaching
                     ):
                         raise failure from error
                     self._reattach()
@@ -149,6 +165,7 @@ class Generation:
     async def _call_once(self) -> AsyncIterator[ev_pb.StreamEvent]:
         call = self._call = self._stub.Generate(self._requests.messages())
         async for response in call:
+            self._attaching = False
             if self._cursor.accept(response.event):
                 self._attempts = 0
                 self._record(response.event)
@@ -157,11 +174,15 @@ class Generation:
     def _reattach(self) -> None:
         """A new request side that starts with ``attach``; later steering follows it."""
         self._requests.close()
-        attach = gen_pb.AttachGeneration(stream_id=self._stream_id, from_offset=self._cursor.next)
+        attach = gen_pb.AttachGeneration(
+            stream_id=self._stream_id, from_offset=self._cursor.next, flow=self._credits.flow()
+        )
         self._requests = Requests(svc_pb.GenerateRequest(attach=attach))
+        self._attaching = True
 
     def _record(self, event: ev_pb.StreamEvent) -> None:
         self._stream_id = event.stream_id
+        self._credits.spend()
         kind = event.WhichOneof("kind")
         if kind == "chunk":
             self._text.append(event.chunk.text)

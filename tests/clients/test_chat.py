@@ -1,8 +1,7 @@
-"""The Python client's chat session and operator calls against ``llmrouter serve``."""
+"""The Python client's chat session against ``llmrouter serve``."""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from llmrouter import Client, RouterError
 from llmrouter.v1 import generation_pb2 as gen_pb
@@ -39,31 +38,3 @@ async def test_chat_leaves_the_history_unchanged_when_a_reply_fails(client: Clie
         await chat.ask("Hello?")
 
     assert chat.messages == []
-
-
-# Servers without Subscribe and Control answer UNIMPLEMENTED; the client must
-# surface that as a RouterError.
-
-
-async def test_subscribe_surfaces_unimplemented(client: Client) -> None:
-    subscription = client.subscribe()
-    subscription.add("gen-unknown")
-
-    with pytest.raises(RouterError) as raised:
-        async for _ in subscription:
-            pass
-
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
-    assert raised.value.error_info.domain == "llmrouter.v1"
-
-
-async def test_control_surfaces_unimplemented(client: Client) -> None:
-    control = client.control()
-
-    with pytest.raises(RouterError) as raised:
-        await control.status("gen-unknown")
-
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
-    assert control.error is raised.value
-    assert [change async for change in control.changes()] == []
-    await control.aclose()
