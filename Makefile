@@ -15,17 +15,18 @@ GRPCURL := $(TOOLS)/bin/grpcurl
 GO_PLUGINS := $(TOOLS)/bin/protoc-gen-go $(TOOLS)/bin/protoc-gen-go-grpc
 TS_DEPS := clients/typescript/node_modules/.installed
 GENERATED := clients/python/src/llmrouter/v1 clients/go/gen clients/typescript/src/gen
+RELEASED_CONTRACT := protos/released.txtpb
 PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
-	lint format bench clean
+	breaking release-contract lint format bench clean
 
 serve: install
 	$(VENV)/bin/llmrouter serve
 
-test: install tools check-generated lint test-go test-ts
+test: install tools check-generated breaking lint test-go test-ts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The compilers llama-cpp-python builds with, from Debian's packages when missing.
@@ -78,6 +79,15 @@ check-generated: install tools go-tools ts-deps lint-proto
 lint-proto: tools
 	$(BUF) lint
 	$(BUF) format --diff --exit-code
+
+# The contract must stay compatible (buf's FILE rules) with the last released
+# one, committed as a buf image: the check needs no git history and no registry.
+breaking: tools
+	$(BUF) breaking --against $(RELEASED_CONTRACT)
+
+# Run when a release is cut: the contract as it is becomes the released one.
+release-contract: tools
+	$(BUF) build --exclude-source-info -o $(RELEASED_CONTRACT)
 
 .PHONY: go-tools ts-deps test-go test-ts
 
