@@ -20,20 +20,19 @@ func TestGenerationReattachesAfterTheConnectionDrops(t *testing.T) {
 	want := referenceText(ctx, t, direct, greedy(prompt, 32))
 	through := startProxy(t, address)
 	client := dial(t, through, reconnecting)
-	generation := mustGenerate(ctx, t, client, greedy(prompt, 32))
-	// Paused after its first chunk, the generation is surely mid-stream when
-	// the connection drops.
-	var events []*llmrouterv1.StreamEvent
-	for event := recv(t, generation); ; event = recv(t, generation) {
-		events = append(events, event)
-		if event.GetChunk() != nil && len(events) == 2 {
-			if err := generation.Pause("about to drop"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if event.GetPaused() != nil {
-			break
-		}
+	// Two credits hold the generation a few events ahead until it is paused,
+	// so it is surely mid-stream when the connection drops; the credits left
+	// carry over to the re-attached call.
+	generation := mustGenerate(ctx, t, client, credit(greedy(prompt, 32), 2))
+	events := []*llmrouterv1.StreamEvent{recv(t, generation), recv(t, generation)}
+	if err := generation.Pause("about to drop"); err != nil {
+		t.Fatal(err)
+	}
+	if err := generation.Grant(1000); err != nil {
+		t.Fatal(err)
+	}
+	for events[len(events)-1].GetPaused() == nil {
+		events = append(events, recv(t, generation))
 	}
 
 	through.drop()

@@ -44,12 +44,14 @@ async def test_a_generation_reattaches_after_the_connection_drops(
 ) -> None:
     want = await reference_text(client, 32)
     async with Client(f"127.0.0.1:{proxy.port}", reconnect=RECONNECT) as through:
-        generation = through.generate(PROMPT, sampling=greedy(32))
+        # Two credits hold the generation a few events ahead until it is
+        # paused, so it is surely mid-stream when the connection drops; the
+        # credits left carry over to the re-attached call.
+        generation = through.generate(PROMPT, sampling=greedy(32), flow=credit(2))
         events_iter = aiter(generation)
-        # Paused after its first chunk, the generation is surely mid-stream
-        # when the connection drops.
         events = await take(events_iter, 2)
         generation.pause("about to drop")
+        generation.grant(1000)
         events += await until(events_iter, "paused")
 
         proxy.drop()

@@ -160,12 +160,14 @@ describe("reconnect", () => {
     const want = await referenceText(client, greedy(32));
     const proxy = await new Proxy(server.address).start();
     const through = new RouterClient({ address: proxy.address, reconnect });
-    const generation = through.generate(greedy(32));
+    // Two credits hold the generation a few events ahead until it is paused,
+    // so it is surely mid-stream when the connection drops; the credits left
+    // carry over to the re-attached call.
+    const generation = through.generate(greedy(32, { flow: credit(2) }));
     const reader = new Reader(generation);
-    // Paused after its first chunk, the generation is surely mid-stream when
-    // the connection drops.
     const events = [await reader.next(), await reader.next()];
     generation.pause("about to drop");
+    generation.grant(1000);
     while (events.at(-1)?.kind.case !== "paused") {
       events.push(await reader.next());
     }
