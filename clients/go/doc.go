@@ -3,10 +3,12 @@
 //
 // A Client opens a Generation per prompt; its events arrive in offset order
 // through Recv or the Events iterator, and Pause, Resume, Cancel and Grant
-// steer it from any goroutine. Subscribe follows generations started by
-// others, Control steers any generation by id, and Chat keeps a conversation's
-// history. Failed calls return an *Error carrying the gRPC code and the
-// google.rpc details the server attached.
+// steer it from any goroutine. Attach re-attaches to a detached generation,
+// Subscribe follows generations started by others, Control steers any
+// generation by id, and Chat keeps a conversation's history. With a
+// ReconnectPolicy, generations and subscriptions survive a lost connection.
+// Failed calls return an *Error carrying the gRPC code and the google.rpc
+// details the server attached.
 //
 // The generated messages and stubs live in the gen/llmrouter/v1 package
 // (imported as llmrouterv1); this package takes and returns those messages.
