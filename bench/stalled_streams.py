@@ -8,9 +8,11 @@ Generate call on each connection has read its first event and stopped
 reading, and production has stopped everywhere. The difference over N is
 the cost of one stalled stream.
 
-Scenarios differ only in the client: CREDIT flow with one credit (the exact
-bound), AUTO flow on a channel with a small fixed HTTP/2 window, and AUTO
-flow on a default channel (whose window grpcio's BDP probing grows).
+Scenarios differ in the client (CREDIT flow with one credit, the exact
+bound; AUTO flow on a channel with a small fixed HTTP/2 window) and in how
+long the server lets a stalled generation keep its upstream connection. AUTO
+flow on a default channel is left out: grpcio's BDP probing keeps growing
+that channel's window, so production does not stop within the window.
 
 Usage: ``python bench/stalled_streams.py [--streams 200]``.
 """
@@ -57,7 +59,6 @@ class Scenario:
 SCENARIOS = {
     "CREDIT flow, 1 credit": Scenario([], CREDIT),
     "AUTO flow, 1 KiB HTTP/2 window": Scenario(TIGHT_CHANNEL, {}),
-    "AUTO flow, default channel": Scenario([], {}),
     f"CREDIT flow, backend released after {RELEASE_AFTER:g} s": Scenario([], CREDIT, RELEASE_AFTER),
 }
 

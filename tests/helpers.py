@@ -127,7 +127,7 @@ def stub_for(served: Served, options: list[tuple[str, Any]]) -> tuple[grpc.aio.C
     return channel, svc_grpc.RouterServiceStub(channel)
 
 
-async def stable(read: Callable[[], int], quiet: float = 0.3, seconds: float = 10.0) -> int:
+async def stable(read: Callable[[], int], quiet: float = 0.5, seconds: float = 15.0) -> int:
     """Waits until ``read()`` stops changing for ``quiet`` seconds; returns its value."""
     async with asyncio.timeout(seconds):
         value = read()

@@ -176,6 +176,17 @@ async def test_operator_pauses_resumes_and_cancels_from_another_connection(
     await channel.close()
 
 
+async def test_replay_of_a_finished_generation_equals_the_live_events(served: Served) -> None:
+    live = await generate(served.stub, start(STORY, sampling={"temperature": 0, "max_tokens": 20}))
+    add = {"stream_id": live[0].stream_id, "from_offset": 0}
+
+    items = [item async for item in served.stub.Subscribe(iter([svc_pb.SubscribeRequest(add=add)]))]
+
+    replayed = [item.event for item in items if item.HasField("event")]
+    assert [e.SerializeToString() for e in replayed] == [e.SerializeToString() for e in live]
+    assert text(replayed).strip()
+
+
 async def test_resume_when_not_paused_ends_the_call_with_failed_precondition(
     served: Served,
 ) -> None:

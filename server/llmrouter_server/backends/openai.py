@@ -17,9 +17,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from llmrouter_server.backends.base import BackendRequest, Delta
+from llmrouter_server.backends.sse import read_events
 from llmrouter_server.config import OpenAIBackendConfig
 from llmrouter_server.errors import (
     BackendConnectError,
@@ -67,8 +67,8 @@ class OpenAIBackend:
 
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Posts the request with ``stream: true`` and yields one delta per SSE event."""
-        async with self._events(_payload(request)) as source:
-            async for sse in source.aiter_sse():
+        async with self._response(_payload(request)) as response:
+            async for sse in read_events(response.aiter_bytes()):
                 if sse.data == "[DONE]":
                     return
                 delta = _delta(self.name, sse.data)
@@ -80,22 +80,24 @@ class OpenAIBackend:
         await self._client.aclose()
 
     @asynccontextmanager
-    async def _events(self, payload: dict[str, Any]) -> AsyncIterator[EventSource]:
+    async def _response(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        headers = {"Accept": "text/event-stream"}
         try:
-            async with aconnect_sse(
-                self._client, "POST", "chat/completions", json=payload
-            ) as source:
-                await self._check_status(source.response)
-                yield source
+            async with self._client.stream(
+                "POST", "chat/completions", json=payload, headers=headers
+            ) as response:
+                await self._check_status(response)
+                yield response
         except httpx.TimeoutException as exc:
             raise BackendTimeout(self.name, f"{type(exc).__name__} after no answer") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise BackendConnectError(self.name, f"{type(exc).__name__}: {exc}") from exc
-        except SSEError as exc:
-            raise BackendError(self.name, f"not an event stream: {exc}") from exc
 
     async def _check_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
+            kind = response.headers.get("content-type", "").partition(";")[0].strip()
+            if kind != "text/event-stream":
+                raise BackendError(self.name, f"not an event stream: content-type {kind!r}")
             return
         body = (await response.aread()).decode(errors="replace")
         raise BackendStatusError(

@@ -1,0 +1,70 @@
+"""A lean server-sent events reader over raw response bytes.
+
+httpx-sse decodes each network read to text and splits all of it into lines
+at once; with a generation waiting, those lines (hundreds per 32 KiB read)
+stay alive until it resumes. This reader keeps only the undecoded bytes and
+decodes one event at a time, so a waiting stream holds at most one network
+read. It implements what the OpenAI and Anthropic streams use: ``data:``
+fields (joined by newlines), ``event:`` names, comments, and CR, LF or CRLF
+line ends (WHATWG HTML, "Server-sent events", §9.2.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+_COMPACT_AT = 16 * 1024
+"""Consumed bytes kept at the front of the buffer before it is compacted."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One dispatched event."""
+
+    data: str
+    """The ``data:`` lines, joined with newlines."""
+    event: str = "message"
+    """The ``event:`` name."""
+
+
+async def read_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+    """Yields the events of an SSE body, one network read buffered at a time."""
+    buffer = bytearray()
+    start = 0
+    data: list[str] = []
+    event = ""
+    async for chunk in chunks:
+        buffer += chunk
+        while (line := _next_line(buffer, start)) is not None:
+            text, start = line
+            if text:
+                event = _field(text, data, event)
+            elif data:
+                yield ServerSentEvent("\n".join(data), event or "message")
+                data, event = [], ""
+        if start > _COMPACT_AT:
+            del buffer[:start]
+            start = 0
+
+
+def _next_line(buffer: bytearray, start: int) -> tuple[str, int] | None:
+    end = buffer.find(b"\n", start)
+    carriage = buffer.find(b"\r", start, end if end >= 0 else len(buffer))
+    if carriage >= 0 and (carriage + 1 < len(buffer) or end >= 0):
+        # A CR ends the line; a CR LF pair counts once.
+        after = carriage + 2 if buffer[carriage + 1 : carriage + 2] == b"\n" else carriage + 1
+        return buffer[start:carriage].decode(), after
+    if end < 0:
+        return None
+    return buffer[start:end].decode(), end + 1
+
+
+def _field(line: str, data: list[str], event: str) -> str:
+    name, _, value = line.partition(":")
+    value = value.removeprefix(" ")
+    if name == "data":
+        data.append(value)
+    elif name == "event":
+        return value
+    return event

@@ -1,0 +1,39 @@
+"""The SSE reader: events across arbitrary network-read boundaries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llmrouter_server.backends.sse import ServerSentEvent, read_events
+
+BODY = (
+    b": a comment\r\n"
+    b'data: {"a": 1}\r\n\r\n'
+    b"event: ping\ndata: first\ndata: second\n\n"
+    b"data:no-space\rdata: caf\xc3\xa9\r\r"
+    b"data: [DONE]\n\n"
+)
+EVENTS = [
+    ServerSentEvent('{"a": 1}'),
+    ServerSentEvent("first\nsecond", "ping"),
+    ServerSentEvent("no-space\ncafé"),
+    ServerSentEvent("[DONE]"),
+]
+
+
+async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+    for index in range(0, len(body), size):
+        yield body[index : index + size]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 4096])
+async def test_events_are_the_same_however_the_body_is_split(size: int) -> None:
+    assert [event async for event in read_events(_chunks(BODY, size))] == EVENTS
+
+
+async def test_an_unterminated_last_event_is_not_dispatched() -> None:
+    events = [e async for e in read_events(_chunks(b"data: a\n\ndata: partial", 4))]
+
+    assert events == [ServerSentEvent("a")]
