@@ -20,10 +20,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +34,9 @@ from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
 from llmrouter_server.backends.llama_decode import bundled_model_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.serve_process import llmrouter_serve
+
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 N_CTX = 2048
 
@@ -49,7 +49,7 @@ def main() -> None:
     llm = Llama(model_path=str(bundled_model_path()), n_ctx=N_CTX, verbose=False)
     results: dict[str, list[float]] = {"router": [], "bare generate": [], "bare chat stream": []}
     texts: dict[str, str] = {}
-    with _router() as address:
+    with llmrouter_serve(LLMROUTER_BACKENDS__EMBEDDED__N_CTX=str(N_CTX)) as address:
         for _ in range(args.runs):
             rate, texts["router"] = asyncio.run(_router_run(address, args.max_tokens))
             results["router"].append(rate)
@@ -58,43 +58,6 @@ def main() -> None:
             rate, texts["bare chat stream"] = _bare_chat(llm, args.max_tokens)
             results["bare chat stream"].append(rate)
     _report(results, texts, args)
-
-
-def _router() -> _Server:
-    return _Server()
-
-
-class _Server:
-    def __enter__(self) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {
-            **os.environ,
-            "LLMROUTER_SERVER__HOST": "127.0.0.1",
-            "LLMROUTER_SERVER__PORT": str(port),
-            "LLMROUTER_BACKENDS__EMBEDDED__N_CTX": str(N_CTX),
-        }
-        command = [
-            str(Path(sys.executable).with_name("llmrouter")),
-            "serve",
-            "--log-level",
-            "WARNING",
-        ]
-        self._process = subprocess.Popen(command, env=env)
-        address = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while subprocess.run(
-            [command[0], "health", "--address", address], capture_output=True, check=False
-        ).returncode:
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError("llmrouter serve did not start")
-            time.sleep(0.2)
-        return address
-
-    def __exit__(self, *exc: object) -> None:
-        self._process.send_signal(signal.SIGTERM)
-        self._process.wait(30)
 
 
 async def _router_run(address: str, max_tokens: int) -> tuple[float, str]:

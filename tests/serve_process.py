@@ -6,10 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from tests.backends.upstream import free_port
 
@@ -30,26 +32,31 @@ def llmrouter_serve(**settings: str) -> Iterator[str]:
         "LLMROUTER_SERVER__PORT": str(port),
         **settings,
     }
-    process = subprocess.Popen([*LLMROUTER, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        _wait_serving(address, process)
-        yield address
-    finally:
-        process.send_signal(signal.SIGTERM)
+    # The log goes to a file: a pipe nobody reads would block the server once full.
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([*LLMROUTER, "serve"], env=env, stderr=log, text=True)
+        address = f"127.0.0.1:{port}"
         try:
-            assert process.wait(15) == 0
+            _wait_serving(address, process, log)
+            yield address
         finally:
-            if process.poll() is None:
-                process.kill()
-            assert process.stderr is not None
-            process.stderr.close()
+            process.send_signal(signal.SIGTERM)
+            try:
+                assert process.wait(15) == 0, _tail(log)
+            finally:
+                if process.poll() is None:
+                    process.kill()
 
 
-def _wait_serving(address: str, process: subprocess.Popen[str]) -> None:
+def _tail(log: IO[str]) -> str:
+    log.seek(0)
+    return "llmrouter serve said:\n" + log.read()[-4000:]
+
+
+def _wait_serving(address: str, process: subprocess.Popen[str], log: IO[str]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, "llmrouter serve exited"
+        assert process.poll() is None, _tail(log)
         probe = subprocess.run(
             [*LLMROUTER, "health", "--address", address],
             capture_output=True,

@@ -10,8 +10,10 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import httpx
 
@@ -31,40 +33,37 @@ def free_port() -> int:
 def llama_cpp_server() -> Iterator[str]:
     """Runs ``python -m llama_cpp.server`` on loopback; yields its ``/v1`` base URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(bundled_model_path()),
-            "--model_alias", MODEL_ALIAS,
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--n_ctx", "2048",
-            "--verbose", "False",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_until_up(base_url, process)
-        yield base_url
-    finally:
-        process.terminate()
+    command = [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(bundled_model_path()),
+        "--model_alias", MODEL_ALIAS,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--n_ctx", "2048",
+        "--verbose", "False",
+    ]  # fmt: skip
+    # The log goes to a file: a pipe nobody reads would block the server once full.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        base_url = f"http://127.0.0.1:{port}/v1"
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+            _wait_until_up(base_url, process, log)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def _wait_until_up(base_url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"llama_cpp.server exited: {error[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"llama_cpp.server exited: {log.read().decode()[-2000:]}")
         with contextlib.suppress(httpx.TransportError):
             if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
                 return
