@@ -3,8 +3,9 @@
 Each loaded instance runs one generation at a time on its own worker thread,
 off the event loop. The router's slots admit at most ``instances``
 generations, so a free instance is always there when ``stream`` starts.
-Pulling a delta decodes one token; closing the stream stops decoding within
-one token and frees the instance.
+Decoding runs at most one token ahead of the pulls (the next token decodes
+while the last one travels to the consumer); closing the stream stops
+decoding within that token and frees the instance.
 """
 
 from __future__ import annotations
@@ -70,14 +71,22 @@ class EmbeddedBackend:
         worker = await self._free.get()
         loop = asyncio.get_running_loop()
         decode: Decode | None = None
+        pending: asyncio.Future[Delta] | None = None
         try:
             decode = await loop.run_in_executor(worker.thread, worker.instance.open, request)
+            pending = loop.run_in_executor(worker.thread, self._step, decode)
             while True:
-                delta = await loop.run_in_executor(worker.thread, self._step, decode)
+                delta = await pending
+                if delta.finish_reason is None:
+                    # Decode the next token while this one travels to the
+                    # consumer: never more than one token ahead of the pulls.
+                    pending = loop.run_in_executor(worker.thread, self._step, decode)
                 yield delta
                 if delta.finish_reason is not None:
                     return
         finally:
+            if pending is not None and not pending.cancel() and not pending.cancelled():
+                pending.exception()  # retrieved: an unused look-ahead's failure is moot
             # Runs after a step still in flight (the worker runs jobs in order);
             # the instance is free again once it has run.
             closing = worker.thread.submit(_close, decode)
