@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from llmrouter_server import __version__
@@ -69,9 +68,8 @@ def _address(parser: argparse.ArgumentParser) -> None:
 async def _serve(args: argparse.Namespace) -> int:
     from llmrouter_server.app import serve
     from llmrouter_server.config import load_config
+    from llmrouter_server.logs import configure
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(args.log_level)
     await serve(load_config(args.config))
     return 0
