@@ -61,7 +61,7 @@ async def serving(
 
 def start(prompt: str = PROMPT, **fields: Any) -> svc_pb.GenerateRequest:
     """A Generate request starting a greedy generation unless told otherwise."""
-    fields.setdefault("sampling", {"temperature": 0.0, "max_tokens": 16})
+    fields["sampling"] = {"temperature": 0.0, "max_tokens": 16, **fields.get("sampling", {})}
     return svc_pb.GenerateRequest(start=gen_pb.StartGeneration(prompt=prompt, **fields))
 
 
