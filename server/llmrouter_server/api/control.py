@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from llmrouter_server.api import encode
+from llmrouter_server.api import decode, encode
 from llmrouter_server.errors import InvalidArgument, RouterError
 from llmrouter_server.streams.registry import Watcher
 from llmrouter_server.streams.service import Generations
@@ -73,8 +73,7 @@ async def _run(generations: Generations, request: svc_pb.ControlRequest, watcher
         case "status":
             status = generations.status(request.status.stream_id)
         case "list":
-            states = [encode.STATES_BY_VALUE[value] for value in request.list.states if value]
-            return _list(generations.statuses(states))
+            return _list(generations.statuses(decode.states(request.list.states)))
         case "watch":
             return _list(_watch(generations, request.watch.stream_ids, watcher))
         case "unwatch":

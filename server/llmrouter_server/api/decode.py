@@ -6,10 +6,14 @@ refused with UNIMPLEMENTED naming the field, so nothing pretends to work.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 
+from llmrouter_server.api.encode import STATES_BY_VALUE
 from llmrouter_server.errors import Unimplemented
+from llmrouter_server.streams.generation import StreamState
 from llmrouter_server.streams.log import SlowPolicy
 from llmrouter_server.streams.request import (
     Flow,
@@ -63,6 +67,11 @@ def flow(message: gen_pb.FlowControl) -> Flow:
     return Flow(
         credit=message.mode == gen_pb.FLOW_MODE_CREDIT, initial_credits=message.initial_credits
     )
+
+
+def states(values: Iterable[ops_pb.StreamState]) -> list[StreamState]:
+    """The domain states of a request's state filter (unset values ignored)."""
+    return [STATES_BY_VALUE[value] for value in values if value]
 
 
 def slow_policy(value: ops_pb.SlowSubscriberPolicy) -> SlowPolicy:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
-from llmrouter_server.api import encode
+from llmrouter_server.api import decode, encode
 from llmrouter_server.api.control import control
 from llmrouter_server.api.generate import generate
 from llmrouter_server.api.status import Context, abort
@@ -70,8 +70,7 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
             start = _page_start(request.page_token)
         except RouterError as error:
             await abort(context, error)
-        states = [encode.STATES_BY_VALUE[value] for value in request.states if value]
-        statuses = self._generations.statuses(states)
+        statuses = self._generations.statuses(decode.states(request.states))
         size = request.page_size or DEFAULT_PAGE_SIZE
         page = statuses[start : start + size]
         more = start + size < len(statuses)
@@ -84,13 +83,13 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         self, request: svc_pb.GetStreamRequest, context: Context
     ) -> svc_pb.GetStreamResponse:
         """Describes one generation and returns its recent events."""
+        count = min(request.recent_events, MAX_RECENT_EVENTS)
         try:
-            generation = self._generations.registry.get(request.stream_id)
+            status, recent = self._generations.describe(request.stream_id, count)
         except RouterError as error:
             await abort(context, error)
-        recent = generation.log.recent(min(request.recent_events, MAX_RECENT_EVENTS))
         return svc_pb.GetStreamResponse(
-            status=encode.stream_status(self._generations.status(request.stream_id)),
+            status=encode.stream_status(status),
             recent_events=[encode.stream_event(event) for event in recent],
         )
 

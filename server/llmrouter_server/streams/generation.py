@@ -23,7 +23,7 @@ from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import Cancelled, FailedPrecondition, Internal, RouterError
 from llmrouter_server.routing.router import AttemptStarted, Route, RouteItem, Router, Waiting
 from llmrouter_server.streams.accounting import Accounting
-from llmrouter_server.streams.events import EventKind, Paused, Queued, Resumed, Started
+from llmrouter_server.streams.events import Paused, Queued, Resumed, Started
 from llmrouter_server.streams.log import Cursor, ReplayLog, Window
 from llmrouter_server.streams.request import Flow, GenerationRequest
 from llmrouter_server.streams.stops import StopMatcher
@@ -125,8 +125,7 @@ class Generation:
         if self._detach_timer is not None:
             self._detach_timer.cancel()
             self._detach_timer = None
-        credits = flow.initial_credits if flow.credit else None
-        self._owner = self.log.cursor(offset, self.settings.window, credits=credits)
+        self._owner = self.log.cursor(offset, self.settings.window, credits=flow.credits)
         return self._owner
 
     def close_owner(self, cursor: Cursor) -> None:
@@ -293,7 +292,7 @@ class Generation:
 
     def _record(self, item: RouteItem) -> None:
         if isinstance(item, Waiting):
-            self._emit(Queued(item.position))
+            self.log.append(Queued(item.position))
         elif isinstance(item, AttemptStarted):
             self.tally.attempt(item)
             if self.state is StreamState.QUEUED:
@@ -306,10 +305,7 @@ class Generation:
             chunk = self.tally.chunk(replace(item, text=text))
             if chunk is not None:
                 self._text.append(chunk.text)
-                self._emit(chunk)
-
-    def _emit(self, kind: EventKind) -> None:
-        self.log.append(kind)
+                self.log.append(chunk)
 
     def _backend_request(self) -> BackendRequest:
         request = self.request

@@ -18,6 +18,7 @@ In CREDIT flow a cursor also hands out an event only against a credit.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ class ReplayLog:
 
     def recent(self, count: int) -> list[Event]:
         """The last ``count`` retained events."""
-        return list(self._events)[-count:] if count else []
+        return list(itertools.islice(self._events, max(len(self._events) - count, 0), None))
 
     def cursor(
         self,

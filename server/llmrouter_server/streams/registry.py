@@ -127,9 +127,6 @@ class StreamRegistry:
                 return
             self._forget(oldest.stream_id)
 
-    def __len__(self) -> int:
-        return len(self._streams)
-
     def _changed(self, generation: Generation) -> None:
         if generation.state in FINISHED:
             self._finished[generation.stream_id] = generation

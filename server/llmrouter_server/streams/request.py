@@ -76,6 +76,11 @@ class Flow:
     initial_credits: int = 0
     """CREDIT flow: credits granted up front."""
 
+    @property
+    def credits(self) -> int | None:
+        """The credits a cursor starts with; None in AUTO flow (no credit counting)."""
+        return self.initial_credits if self.credit else None
+
 
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:

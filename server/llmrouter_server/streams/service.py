@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from llmrouter_server.config import LimitsConfig, StreamsConfig
 from llmrouter_server.errors import Cancelled, InvalidArgument, Unavailable
 from llmrouter_server.routing.router import Router
+from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation, Settings, StreamState
 from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
@@ -85,8 +86,7 @@ class Generations:
             OutOfRange: The offset is not available.
         """
         generation = self.registry.get(stream_id)
-        credits = flow.initial_credits if flow.credit else None
-        return generation, generation.log.cursor(offset, self.window, policy, credits)
+        return generation, generation.log.cursor(offset, self.window, policy, flow.credits)
 
     def pause(self, stream_id: str, reason: str) -> StreamStatus:
         """Pauses a generation by id."""
@@ -110,6 +110,11 @@ class Generations:
     def status(self, stream_id: str) -> StreamStatus:
         """The status of a generation by id."""
         return snapshot(self.registry.get(stream_id))
+
+    def describe(self, stream_id: str, recent: int) -> tuple[StreamStatus, list[Event]]:
+        """The status of a generation by id and its last ``recent`` retained events."""
+        generation = self.registry.get(stream_id)
+        return snapshot(generation), generation.log.recent(recent)
 
     def statuses(self, states: Iterable[StreamState] = ()) -> list[StreamStatus]:
         """Statuses, newest first, optionally filtered by state."""
