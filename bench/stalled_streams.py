@@ -22,15 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import psutil
@@ -39,8 +35,9 @@ from llmrouter.v1 import service_pb2_grpc as svc_grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.backends.upstream import SSEUpstream, free_port  # noqa: E402
-from tests.helpers import TIGHT_CHANNEL, start  # noqa: E402
+from tests.backends.upstream import SSEUpstream  # noqa: E402
+from tests.helpers import TIGHT_CHANNEL, stable, start  # noqa: E402
+from tests.serve_process import llmrouter_process  # noqa: E402
 
 TOKENS = 1_000_000
 CREDIT = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
@@ -87,8 +84,9 @@ async def main() -> None:
 async def _run(
     base_url: str, upstream: SSEUpstream, streams: int, scenario: Scenario
 ) -> tuple[int, int]:
-    flow, release_after = scenario.flow, scenario.release_after
-    with _Server(base_url, streams, release_after) as (address, process):
+    config = _config(base_url, streams, scenario.release_after)
+    with config, llmrouter_process(LLMROUTER_CONFIG=config.name) as (address, pid):
+        process = psutil.Process(pid)
         channels = [
             grpc.aio.insecure_channel(address, options=scenario.options) for _ in range(streams)
         ]
@@ -96,17 +94,13 @@ async def _run(
         idle = await _settled_rss(process)
         calls = []
         for channel in channels:
-            stub = svc_grpc.RouterServiceStub(channel)
-            request = (
-                start(flow=flow, sampling={"max_tokens": TOKENS})
-                if flow
-                else start(sampling={"max_tokens": TOKENS})
-            )
-            call = stub.Generate(iter([request]))
+            request = start(flow=scenario.flow, sampling={"max_tokens": TOKENS})
+            call = svc_grpc.RouterServiceStub(channel).Generate(iter([request]))
             await call.read()
             calls.append(call)
-        await _stable(lambda: upstream.sent)
-        await asyncio.sleep(min(release_after, 60.0) + 1.0 if release_after < 60 else 0)
+        await stable(lambda: upstream.sent, quiet=1.0, seconds=600)
+        if scenario.release_after < 60:
+            await asyncio.sleep(scenario.release_after + 1.0)
         stalled = await _settled_rss(process)
         for call in calls:
             call.cancel()
@@ -115,62 +109,31 @@ async def _run(
     return idle, stalled
 
 
-class _Server:
-    def __init__(self, base_url: str, streams: int, release_after: float) -> None:
-        self._config = {
-            "server": {"host": "127.0.0.1", "port": free_port()},
-            "streams": {"release_after_seconds": release_after},
-            "limits": {"max_tokens_cap": TOKENS},
-            "backends": {
-                "up": {
-                    "kind": "openai",
-                    "base_url": base_url,
-                    "api_key_env": None,
-                    "max_concurrency": streams,
-                }
-            },
-            "routes": {"up-model": {"targets": [{"backend": "up", "model": "m"}]}},
-            "default_route": "up-model",
-        }
-
-    def __enter__(self) -> tuple[str, psutil.Process]:
-        self._file = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        json.dump(self._config, self._file)  # JSON is YAML
-        self._file.close()
-        command = [
-            str(Path(sys.executable).with_name("llmrouter")),
-            "serve",
-            "--log-level",
-            "WARNING",
-        ]
-        self._process = subprocess.Popen([*command, "--config", self._file.name])
-        address = f"127.0.0.1:{self._config['server']['port']}"
-        deadline = time.monotonic() + 60
-        while subprocess.run(
-            [command[0], "health", "--address", address], capture_output=True, check=False
-        ).returncode:
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError("llmrouter serve did not start")
-            time.sleep(0.2)
-        return address, psutil.Process(self._process.pid)
-
-    def __exit__(self, *exc: object) -> None:
-        self._process.send_signal(signal.SIGTERM)
-        self._process.wait(30)
-        os.unlink(self._file.name)
-
-
-async def _stable(read: Any, quiet: float = 1.0) -> int:
-    value = read()
-    while True:
-        await asyncio.sleep(quiet)
-        if read() == value:
-            return int(value)
-        value = read()
+def _config(base_url: str, streams: int, release_after: float) -> IO[str]:
+    """A configuration file (JSON is YAML) with one upstream; host and port come from
+    the environment."""
+    config = {
+        "streams": {"release_after_seconds": release_after},
+        "limits": {"max_tokens_cap": TOKENS},
+        "backends": {
+            "up": {
+                "kind": "openai",
+                "base_url": base_url,
+                "api_key_env": None,
+                "max_concurrency": streams,
+            }
+        },
+        "routes": {"up-model": {"targets": [{"backend": "up", "model": "m"}]}},
+        "default_route": "up-model",
+    }
+    file = tempfile.NamedTemporaryFile("w", suffix=".yaml")  # noqa: SIM115 - closed by _run
+    json.dump(config, file)
+    file.flush()
+    return file
 
 
 async def _settled_rss(process: psutil.Process) -> int:
-    return await _stable(lambda: process.memory_info().rss, quiet=1.0)
+    return await stable(lambda: process.memory_info().rss, quiet=1.0, seconds=600)
 
 
 if __name__ == "__main__":

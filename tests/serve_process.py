@@ -25,6 +25,13 @@ def llmrouter_serve(**settings: str) -> Iterator[str]:
     Args:
         **settings: More ``LLMROUTER_...`` environment variables for the server.
     """
+    with llmrouter_process(**settings) as (address, _):
+        yield address
+
+
+@contextmanager
+def llmrouter_process(**settings: str) -> Iterator[tuple[str, int]]:
+    """Like ``llmrouter_serve``, and also yields the server's process id."""
     port = free_port()
     env = {
         **os.environ,
@@ -38,7 +45,7 @@ def llmrouter_serve(**settings: str) -> Iterator[str]:
         address = f"127.0.0.1:{port}"
         try:
             _wait_serving(address, process, log)
-            yield address
+            yield address, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             try:
