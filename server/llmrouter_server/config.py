@@ -20,11 +20,13 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from llmrouter_server.errors import ConfigError
+from llmrouter_server.values import MidStreamAction, RoutePolicy
 
 CONFIG_ENV = "LLMROUTER_CONFIG"
 """The environment variable naming the YAML file when ``--config`` is not given."""
@@ -93,6 +95,15 @@ class StreamsConfig(_Section):
     """The longest detach TTL a request may ask for."""
 
 
+class BreakerConfig(_Section):
+    """The circuit breaker of each target on a backend."""
+
+    failure_threshold: int = Field(5, gt=0)
+    """Consecutive failed attempts that open the circuit."""
+    cooldown_seconds: float = Field(30.0, gt=0)
+    """How long an open circuit refuses attempts before one probe is let through."""
+
+
 class EmbeddedBackendConfig(_Section):
     """llama.cpp running in the server process."""
 
@@ -108,9 +119,40 @@ class EmbeddedBackendConfig(_Section):
     """Context window in tokens."""
     n_threads: int | None = Field(None, gt=0)
     """Decode threads per instance; empty lets llama.cpp choose."""
+    circuit_breaker: BreakerConfig = BreakerConfig()
+    """When this backend's targets are skipped after failures."""
 
 
-class OpenAIBackendConfig(_Section):
+class _HTTPBackendConfig(_Section):
+    """What every HTTP provider backend has."""
+
+    base_url: str
+    """The API root, ``http://`` or ``https://``."""
+    api_key_env: str | None
+    """The environment variable holding the API key; empty sends none."""
+    max_concurrency: int = Field(64, gt=0)
+    """Generations in flight on this backend at once."""
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    """Time allowed to open a connection."""
+    read_timeout_seconds: float = Field(60.0, gt=0)
+    """Time allowed between two reads of the response (a backstop; routes set
+    ``first_token_timeout_seconds`` and ``idle_timeout_seconds``)."""
+    receive_buffer_bytes: int = Field(4096, ge=0)
+    """The socket receive buffer per connection (SO_RCVBUF; 0 keeps the system's).
+    A small one makes TCP push back on the provider sooner when a generation
+    waits, and bounds what one read takes off the socket."""
+    circuit_breaker: BreakerConfig = BreakerConfig()
+    """When this backend's targets are skipped after failures."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _is_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+
+class OpenAIBackendConfig(_HTTPBackendConfig):
     """An OpenAI-compatible ``/v1/chat/completions`` server."""
 
     kind: Literal["openai"] = "openai"
@@ -118,17 +160,20 @@ class OpenAIBackendConfig(_Section):
     base_url: str = "https://api.openai.com/v1"
     """The API root; ``/chat/completions`` is appended."""
     api_key_env: str | None = "OPENAI_API_KEY"
-    """The environment variable holding the API key; empty sends none."""
-    max_concurrency: int = Field(64, gt=0)
-    """Generations in flight on this backend at once."""
-    connect_timeout_seconds: float = Field(5.0, gt=0)
-    """Time allowed to open a connection."""
-    read_timeout_seconds: float = Field(60.0, gt=0)
-    """Time allowed between two reads of the response."""
-    receive_buffer_bytes: int = Field(4096, ge=0)
-    """The socket receive buffer per connection (SO_RCVBUF; 0 keeps the system's).
-    A small one makes TCP push back on the provider sooner when a generation
-    waits, and bounds what one read takes off the socket."""
+    """The environment variable holding the API key (sent as a bearer token)."""
+
+
+class AnthropicBackendConfig(_HTTPBackendConfig):
+    """The Anthropic Messages API (``/v1/messages``)."""
+
+    kind: Literal["anthropic"] = "anthropic"
+    """Selects this backend type."""
+    base_url: str = "https://api.anthropic.com/v1"
+    """The API root; ``/messages`` is appended."""
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    """The environment variable holding the API key (sent as ``x-api-key``)."""
+    anthropic_version: str = "2023-06-01"
+    """The ``anthropic-version`` header."""
 
 
 def _backend_kind(value: Any) -> str:
@@ -139,11 +184,21 @@ def _backend_kind(value: Any) -> str:
     return str(getattr(value, "kind", "embedded"))
 
 
+BACKEND_KINDS = ("embedded", "openai", "anthropic")
+"""The backend protocols this server speaks."""
+
 BackendConfig = Annotated[
     Annotated[EmbeddedBackendConfig, Tag("embedded")]
-    | Annotated[OpenAIBackendConfig, Tag("openai")],
+    | Annotated[OpenAIBackendConfig, Tag("openai")]
+    | Annotated[AnthropicBackendConfig, Tag("anthropic")],
     Discriminator(_backend_kind),
 ]
+
+MAX_ATTEMPTS_CAP = 20
+"""The most attempts a route (or a request) may allow."""
+
+MAX_TIMEOUT_SECONDS = 3600.0
+"""The longest timeout a route or a request may set."""
 
 
 class TargetConfig(_Section):
@@ -153,15 +208,49 @@ class TargetConfig(_Section):
     """A key of ``backends``."""
     model: str
     """The model name sent to that backend."""
+    weight: int = Field(1, ge=0, le=1_000_000)
+    """Relative share under the ``weighted`` policy; 0 is used only as a fallback."""
+
+
+class RetryConfig(_Section):
+    """The wait before a route starts again from its first target."""
+
+    initial_backoff_seconds: float = Field(0.2, gt=0, le=MAX_TIMEOUT_SECONDS)
+    """The longest wait before the second round; each wait is drawn from [0, cap]."""
+    max_backoff_seconds: float = Field(5.0, gt=0, le=MAX_TIMEOUT_SECONDS)
+    """The cap never exceeds this."""
+    multiplier: float = Field(2.0, ge=1, le=10)
+    """The cap grows by this factor each round (exponential backoff, full jitter)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryConfig:
+        if self.max_backoff_seconds < self.initial_backoff_seconds:
+            raise ValueError("max_backoff_seconds must not be below initial_backoff_seconds")
+        return self
+
+
+_Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SECONDS)]
 
 
 class RouteConfig(_Section):
-    """A named list of targets."""
+    """A named list of targets and how to use them."""
 
     targets: list[TargetConfig] = Field(min_length=1)
-    """Targets in order; this version sends every generation to the first."""
-    policy: Literal["fallback"] = "fallback"
-    """How the targets are used."""
+    """Targets, in order."""
+    policy: RoutePolicy = RoutePolicy.FALLBACK
+    """``fallback``, ``race``, ``weighted`` or ``merge``."""
+    max_attempts: int = Field(3, ge=1, le=MAX_ATTEMPTS_CAP)
+    """Attempts over all targets, the first included."""
+    retry: RetryConfig = RetryConfig()
+    """Backoff between rounds over the targets."""
+    first_token_timeout_seconds: _Timeout | None = 60.0
+    """An attempt with no token this long after it started fails (empty: no limit)."""
+    idle_timeout_seconds: _Timeout | None = 30.0
+    """An attempt silent this long after a token fails (empty: no limit)."""
+    race_after_seconds: _Timeout = 2.0
+    """``race``: start the next target when the first token is this late."""
+    on_mid_stream_failure: MidStreamAction = MidStreamAction.CONTINUE
+    """``continue``, ``restart`` or ``fail`` when a target fails after emitting text."""
 
 
 def _default_backends() -> dict[str, BackendConfig]:
@@ -267,6 +356,6 @@ def _describe(exc: ValidationError) -> str:
 def _key(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
     # A backend's location carries its ``kind`` tag (backends.NAME.KIND.key): drop it.
-    if len(parts) > 3 and parts[0] == "backends" and parts[2] in {"embedded", "openai"}:
+    if len(parts) > 3 and parts[0] == "backends" and parts[2] in BACKEND_KINDS:
         del parts[2]
     return ".".join(parts)

@@ -14,16 +14,23 @@ one place (``api/status.py``)::
     ├── Unavailable           the server is shutting down
     ├── Internal              a bug in the server
     ├── Unimplemented         part of the contract that is not built yet
-    └── BackendError          a backend failed to produce text
-        ├── BackendConnectError   the backend could not be reached
-        ├── BackendTimeout        the backend did not answer in time
-        └── BackendStatusError    the backend answered with an error status
+    ├── RouteFailed           every attempt the route allowed failed (lists them)
+    └── BackendError          one attempt on one backend failed
+        ├── BackendConnectError   the backend could not be reached, or the connection broke
+        ├── BackendTimeout        no answer, first token or next token in time (a stall)
+        ├── BackendStatusError    the backend answered with an error status
+        └── BackendProtocolError  a malformed event, or the stream ended before its end
+
+A ``BackendError`` is one attempt's failure: routing decides whether another
+attempt follows. Only ``RouteFailed`` ends a generation because of backends.
 
 ``ConfigError`` is separate: it stops the server from starting and never
 reaches a client.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class RouterError(Exception):
@@ -132,19 +139,30 @@ class Unimplemented(RouterError):
 
 
 class BackendError(RouterError):
-    """A backend failed to produce text.
+    """One attempt on one backend failed.
 
     Attributes:
         backend: The configured backend name.
-        retryable: True when another attempt may succeed.
+        detail: What happened, in the router's words, without the backend name.
+        retryable: True when another attempt (here or elsewhere) may succeed.
+        retry_after: Seconds the backend asked us to wait before the next try.
     """
 
     reason = "BACKEND_ERROR"
 
-    def __init__(self, backend: str, message: str, *, retryable: bool = False) -> None:
-        super().__init__(f"backend {backend!r}: {message}")
+    def __init__(
+        self,
+        backend: str,
+        detail: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"backend {backend!r}: {detail}")
         self.backend = backend
+        self.detail = detail
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class BackendConnectError(BackendError):
@@ -178,10 +196,65 @@ class BackendStatusError(BackendError):
     def __init__(
         self, backend: str, status: int, message: str, *, retry_after: float | None = None
     ) -> None:
-        retryable = status == 429 or status >= 500
-        super().__init__(backend, f"HTTP {status}: {message}", retryable=retryable)
+        retryable = status in {408, 429} or status >= 500
+        super().__init__(
+            backend, f"HTTP {status}: {message}", retryable=retryable, retry_after=retry_after
+        )
         self.status = status
-        self.retry_after = retry_after
+
+
+class BackendProtocolError(BackendError):
+    """The backend's stream broke its protocol: a malformed event, or it ended early."""
+
+    reason = "BACKEND_PROTOCOL"
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(backend, message, retryable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """One failed attempt, as ``RouteFailed`` lists it."""
+
+    attempt: int
+    """The attempt, counting from 1."""
+    target: int
+    """The target's index in its route."""
+    model: str
+    """The target's model."""
+    error: BackendError
+    """What went wrong; its message already says when (after how many tokens)."""
+    time: float
+    """Wall-clock time of the failure (seconds since the epoch)."""
+
+
+class RouteFailed(RouterError):
+    """Every attempt the route allowed failed, or a failure allowed no other attempt.
+
+    Maps to RESOURCE_EXHAUSTED when every failure was a 429, to the status of a
+    non-retryable failure when one ended the route, otherwise UNAVAILABLE.
+
+    Attributes:
+        attempts: Each failed attempt, in order.
+        last: The failure that ended the route (its ``reason`` is the route's).
+        retry_after: The shortest wait any backend asked for, if any did.
+    """
+
+    def __init__(self, message: str, attempts: tuple[FailedAttempt, ...]) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last = attempts[-1].error
+        waits = [a.error.retry_after for a in attempts if a.error.retry_after is not None]
+        self.retry_after = min(waits) if waits else None
+        self.reason = self.last.reason
+
+    @property
+    def rate_limited(self) -> bool:
+        """True when every attempt was refused with HTTP 429."""
+        return all(
+            isinstance(a.error, BackendStatusError) and a.error.status == 429
+            for a in self.attempts
+        )
 
 
 class ConfigError(Exception):

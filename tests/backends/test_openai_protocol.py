@@ -15,8 +15,8 @@ from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.openai import OpenAIBackend
 from llmrouter_server.config import OpenAIBackendConfig
 from llmrouter_server.errors import BackendConnectError, BackendError, BackendStatusError
-from llmrouter_server.streams.events import FinishReason, Usage
-from llmrouter_server.streams.request import Message, Role, Sampling
+from llmrouter_server.values import FinishReason, Usage
+from llmrouter_server.values import Message, Role, Sampling
 from tests.backends.upstream import free_port
 from tests.helpers import error_info, generate, loopback_config, serving, start
 

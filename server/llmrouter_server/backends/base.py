@@ -12,8 +12,8 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
-from llmrouter_server.streams.events import FinishReason, Usage
-from llmrouter_server.streams.request import Message, Sampling
+from llmrouter_server.values import FinishReason, Usage
+from llmrouter_server.values import Message, Sampling
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +66,19 @@ class Backend(Protocol):
     name: str
     """The configured backend name."""
     kind: str
-    """The protocol: ``embedded``, ``openai`` or ``scripted``."""
+    """The protocol: ``embedded``, ``openai``, ``anthropic`` or ``scripted``."""
     max_concurrency: int
     """Generations this backend runs at once; more wait in a FIFO queue."""
+    supports_json: bool
+    """True when the backend can constrain output to JSON (``json_output``)."""
 
     def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
-        """Generates text for one request, one delta per pull."""
+        """Generates text for one request, one delta per pull.
+
+        The last delta carries ``finish_reason``. A stream that cannot go on
+        raises a ``BackendError`` saying what happened in the router's words
+        (retryable or not); routing decides what follows.
+        """
         ...
 
     async def close(self) -> None:

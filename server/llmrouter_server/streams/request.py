@@ -8,51 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from llmrouter_server.config import LimitsConfig
 from llmrouter_server.errors import InvalidArgument
+from llmrouter_server.values import Message, Role, Sampling
 
 STREAM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a client-chosen stream id may look like."""
-
-
-class Role(StrEnum):
-    """The author of a chat message."""
-
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One turn of a conversation."""
-
-    role: Role | None
-    """Who wrote it; None when the client left it unset (rejected)."""
-    content: str
-    """What was written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    """Token selection settings; None means the backend's default."""
-
-    max_tokens: int | None = None
-    """Upper bound on generated tokens."""
-    temperature: float | None = None
-    """Softmax temperature."""
-    top_p: float | None = None
-    """Nucleus sampling mass."""
-    top_k: int | None = None
-    """Top-k cut-off."""
-    seed: int | None = None
-    """Random seed."""
-    presence_penalty: float | None = None
-    """Penalty for tokens already present."""
-    frequency_penalty: float | None = None
-    """Penalty proportional to frequency."""
 
 
 @dataclass(frozen=True, slots=True)

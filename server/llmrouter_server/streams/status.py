@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmrouter_server.errors import RouterError
-from llmrouter_server.streams.events import FinishReason, Usage
+from llmrouter_server.values import FinishReason, Usage
 from llmrouter_server.streams.generation import Generation, StreamState
 
 
