@@ -17,7 +17,8 @@ one place (``api/status.py``)::
     ├── RouteFailed           every attempt the route allowed failed (lists them)
     └── BackendError          one attempt on one backend failed
         ├── BackendConnectError   the backend could not be reached, or the connection broke
-        ├── BackendTimeout        no answer, first token or next token in time (a stall)
+        ├── BackendTimeout        no answer, first token or next token in time
+        │   └── BackendStalled        no first token, or no next token, within the route's limit
         ├── BackendStatusError    the backend answered with an error status
         └── BackendProtocolError  a malformed event, or the stream ended before its end
 
@@ -121,9 +122,17 @@ class Cancelled(RouterError):
 
 
 class Unavailable(RouterError):
-    """The server cannot take the request now (for example, shutting down)."""
+    """The server cannot take the request now (shutting down, every circuit open).
+
+    Attributes:
+        retry_after: Seconds after which a retry may succeed, if known.
+    """
 
     reason = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Internal(RouterError):
@@ -183,6 +192,13 @@ class BackendTimeout(BackendError):
         super().__init__(backend, message, retryable=True)
 
 
+class BackendStalled(BackendTimeout):
+    """An attempt produced no first token, or no next token, within the route's limit.
+
+    Its message already says when ("no token for 2.0 s after token 10").
+    """
+
+
 class BackendStatusError(BackendError):
     """The backend answered with an HTTP error status.
 
@@ -222,8 +238,12 @@ class FailedAttempt:
     """The target's index in its route."""
     model: str
     """The target's model."""
+    reason: str
+    """What went wrong and when ("... after 10 tokens"), without the backend's name."""
+    tokens: int
+    """Tokens the attempt produced before it failed."""
     error: BackendError
-    """What went wrong; its message already says when (after how many tokens)."""
+    """The failure; its message names the backend and says when."""
     time: float
     """Wall-clock time of the failure (seconds since the epoch)."""
 

@@ -81,7 +81,7 @@ async def test_stalled_reader_lets_the_model_decode_at_most_the_window(
     # Our window, plus what a 1 KiB HTTP/2 window holds (events are >= 40 bytes
     # on the wire), plus the token in flight and the one decoded ahead.
     assert decoded <= WINDOW_EVENTS + 1024 // 40 + 2
-    assert generation.tally.completion_tokens == decoded - 1  # one decoded ahead
+    assert generation.tally.usage.completion_tokens == decoded - 1  # one decoded ahead
     assert generation.state.value == "running"
     events = first + await read_events(call)
     await channel.close()
@@ -111,7 +111,7 @@ async def test_credit_flow_never_sends_past_the_grant(
     assert [r.event.offset for r in more] == [3, 4]
     assert not still_nothing.done()
     generation = served.server.generations.registry.get(first[0].stream_id)
-    assert generation.tally.completion_tokens <= 5 + WINDOW_EVENTS
+    assert generation.tally.usage.completion_tokens <= 5 + WINDOW_EVENTS
     await call.write(svc_pb.GenerateRequest(grant={"credits": 1000}))
     await call.done_writing()
     rest = [(await still_nothing).event, *await read_events(call)]

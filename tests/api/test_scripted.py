@@ -54,7 +54,7 @@ async def test_exact_text_and_one_chunk_per_delta(served: Served) -> None:
     assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_STOP
 
 
-async def test_failure_after_two_chunks_keeps_them_and_names_the_offset(
+async def test_failure_after_two_chunks_is_retried_then_ends_unavailable_at_its_offset(
     served: Served, backend: ScriptedBackend
 ) -> None:
     backend.script = [Step("a"), Step("b"), Step(error=BackendConnectError("fake", "reset"))]
@@ -64,12 +64,26 @@ async def test_failure_after_two_chunks_keeps_them_and_names_the_offset(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await _read_into(call, events)
 
-    assert kinds(events) == ["started", "chunk", "chunk"]
+    assert kinds(events) == [
+        "started", "chunk", "chunk",
+        "attempt_failed", "fallback_used", "attempt_failed", "fallback_used", "attempt_failed",
+    ]  # fmt: skip
     assert text(events) == "ab"
+    failures = [e.attempt_failed for e in events if e.HasField("attempt_failed")]
+    assert [(f.attempt, f.tokens, f.will_retry) for f in failures] == [
+        (1, 2, True), (2, 0, True), (3, 0, False)
+    ]  # fmt: skip
+    assert failures[0].reason == "reset after 2 tokens"
+    assert failures[1].reason == "reset before the first token"
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert caught.value.details() == "backend 'fake': reset"
+    assert caught.value.details() == (
+        "route 'fake-model': 3 attempts failed; the last: backend 'fake': "
+        "reset before the first token"
+    )
     info = error_info(caught.value)
-    assert (info.reason, info.metadata["offset"]) == ("BACKEND_CONNECT", "3")
+    assert (info.reason, info.metadata["offset"], info.metadata["attempts"]) == (
+        "BACKEND_CONNECT", "8", "3"
+    )  # fmt: skip
     assert info.metadata["stream_id"] == events[0].stream_id
     assert backend.open_streams == 0
 

@@ -61,7 +61,7 @@ async def test_a_consumer_without_credits_stops_the_upstream_through_tcp(
     first = await read_events(call, limit=1)
     generation = served.server.generations.registry.get(first[0].stream_id)
 
-    pulled = await stable(lambda: generation.tally.completion_tokens)
+    pulled = await stable(lambda: generation.tally.usage.completion_tokens)
     pushed = await stable(lambda: upstream.sent)
 
     # We read at most the window from the socket; the upstream could write only

@@ -6,8 +6,8 @@ import pytest
 
 from llmrouter_server.backends.scripted import ScriptedBackend, words
 from llmrouter_server.errors import AlreadyExists, NotFound
-from llmrouter_server.routing.router import Route, Router, Target
-from llmrouter_server.routing.slots import Slots
+from llmrouter_server.config import Config
+from llmrouter_server.routing.router import Router, build_router
 from llmrouter_server.streams.generation import Generation, Settings
 from llmrouter_server.streams.log import Window
 from llmrouter_server.streams.registry import StreamRegistry
@@ -24,16 +24,20 @@ class Clock:
 
 @pytest.fixture
 def router() -> Router:
-    backend = ScriptedBackend("fake", words("one two three"))
-    slots = Slots(8)
-    route = Route("r", "fallback", (Target(backend, "m", slots),))
-    return Router({"r": route}, "r", {"fake": backend}, {"fake": slots})
+    config = Config(
+        backends={"fake": {"kind": "openai", "api_key_env": None}},
+        routes={"r": {"targets": [{"backend": "fake", "model": "m"}]}},
+        default_route="r",
+    )
+    return build_router(config, {"fake": ScriptedBackend("fake", words("one two three"))})
 
 
 async def _finished(router: Router, registry: StreamRegistry, stream_id: str) -> Generation:
     settings = Settings(max_tokens=10, window=Window(), retain_bytes=10_000, release_after=60)
     route = router.resolve("")
-    generation = Generation(stream_id, GenerationRequest(prompt="x"), settings, route, router)
+    generation = Generation(
+        stream_id, GenerationRequest(prompt="x"), settings, route, route.plan, router
+    )
     registry.add(generation)
     generation.open_owner(0, Flow()).close()
     generation.start()

@@ -11,23 +11,24 @@ from collections.abc import Iterable
 from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 
-from llmrouter_server.api.encode import STATES_BY_VALUE
-from llmrouter_server.errors import Unimplemented
+from llmrouter_server.api.encode import POLICIES_BY_VALUE, STATES_BY_VALUE
+from llmrouter_server.errors import InvalidArgument, Unimplemented
+from llmrouter_server.routing.route import Overrides
 from llmrouter_server.streams.generation import StreamState
 from llmrouter_server.streams.log import SlowPolicy
-from llmrouter_server.streams.request import (
-    Flow,
-    GenerationRequest,
-    Message,
-    Role,
-    Sampling,
-    StreamOptions,
-)
+from llmrouter_server.streams.request import Flow, GenerationRequest, StreamOptions
+from llmrouter_server.values import Message, MidStreamAction, Role, Sampling
 
 _POLICIES = {
     ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK: SlowPolicy.BLOCK,
     ops_pb.SLOW_SUBSCRIBER_POLICY_SKIP: SlowPolicy.SKIP,
     ops_pb.SLOW_SUBSCRIBER_POLICY_DISCONNECT: SlowPolicy.DISCONNECT,
+}
+
+_ACTIONS = {
+    gen_pb.MID_STREAM_ACTION_CONTINUE: MidStreamAction.CONTINUE,
+    gen_pb.MID_STREAM_ACTION_RESTART: MidStreamAction.RESTART,
+    gen_pb.MID_STREAM_ACTION_FAIL: MidStreamAction.FAIL,
 }
 
 _ROLES = {
@@ -37,8 +38,15 @@ _ROLES = {
 }
 
 
-def start_request(start: gen_pb.StartGeneration) -> GenerationRequest:
-    """The domain request of a ``start`` message."""
+def start_request(
+    start: gen_pb.StartGeneration, deadline: float | None = None
+) -> GenerationRequest:
+    """The domain request of a ``start`` message.
+
+    Args:
+        start: The message.
+        deadline: The call's deadline on the ``time.monotonic`` clock, if any.
+    """
     _refuse_unimplemented(start)
     options = start.stream_options
     return GenerationRequest(
@@ -59,6 +67,26 @@ def start_request(start: gen_pb.StartGeneration) -> GenerationRequest:
         flow=flow(start.flow),
         detach=start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH,
         detach_seconds=_seconds(start.on_disconnect, "detach_ttl"),
+        routing=overrides(start.routing),
+        deadline=deadline,
+    )
+
+
+def overrides(routing: gen_pb.RoutingOverrides) -> Overrides:
+    """The domain overrides of a ``RoutingOverrides`` message (unset fields keep the route's)."""
+    policy = routing.policy
+    if policy and policy not in POLICIES_BY_VALUE:
+        raise InvalidArgument("start.routing.policy", f"unknown policy value {policy}")
+    action = routing.on_mid_stream_failure
+    if action and action not in _ACTIONS:
+        raise InvalidArgument("start.routing.on_mid_stream_failure", f"unknown value {action}")
+    return Overrides(
+        policy=POLICIES_BY_VALUE.get(policy),
+        first_token_timeout=_seconds(routing, "first_token_timeout"),
+        idle_timeout=_seconds(routing, "idle_timeout"),
+        max_attempts=routing.max_attempts or None,
+        on_mid_stream_failure=_ACTIONS.get(action),
+        race_after=_seconds(routing, "race_after"),
     )
 
 
@@ -79,7 +107,7 @@ def slow_policy(value: ops_pb.SlowSubscriberPolicy) -> SlowPolicy:
     return _POLICIES.get(value, SlowPolicy.BLOCK)
 
 
-def _seconds(message: gen_pb.DisconnectPolicy, name: str) -> float | None:
+def _seconds(message: gen_pb.DisconnectPolicy | gen_pb.RoutingOverrides, name: str) -> float | None:
     if not message.HasField(name):
         return None
     return float(getattr(message, name).ToNanoseconds()) / 1e9
@@ -105,7 +133,6 @@ def _refuse_unimplemented(start: gen_pb.StartGeneration) -> None:
     refused = {
         "start.stream_options.coalescing": coalescing.mode
         not in (gen_pb.COALESCE_MODE_UNSPECIFIED, gen_pb.COALESCE_MODE_TOKEN),
-        "start.routing": start.HasField("routing"),
     }
     for field, used in refused.items():
         if used:

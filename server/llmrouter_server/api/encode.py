@@ -10,17 +10,20 @@ from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api.status import status_code
 from llmrouter_server.errors import RouterError
-from llmrouter_server.routing.router import Route
+from llmrouter_server.routing.breaker import CircuitState
+from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
+from llmrouter_server.routing.route import Route
 from llmrouter_server.streams import events
 from llmrouter_server.streams.generation import StreamState
 from llmrouter_server.streams.status import StreamStatus
+from llmrouter_server.values import FinishReason, MidStreamAction, RoutePolicy, Usage
 
 _FINISH = {
-    events.FinishReason.STOP: ev_pb.FINISH_REASON_STOP,
-    events.FinishReason.LENGTH: ev_pb.FINISH_REASON_LENGTH,
-    events.FinishReason.STOP_SEQUENCE: ev_pb.FINISH_REASON_STOP_SEQUENCE,
-    events.FinishReason.CANCELLED: ev_pb.FINISH_REASON_CANCELLED,
-    events.FinishReason.CONTENT_FILTER: ev_pb.FINISH_REASON_CONTENT_FILTER,
+    FinishReason.STOP: ev_pb.FINISH_REASON_STOP,
+    FinishReason.LENGTH: ev_pb.FINISH_REASON_LENGTH,
+    FinishReason.STOP_SEQUENCE: ev_pb.FINISH_REASON_STOP_SEQUENCE,
+    FinishReason.CANCELLED: ev_pb.FINISH_REASON_CANCELLED,
+    FinishReason.CONTENT_FILTER: ev_pb.FINISH_REASON_CONTENT_FILTER,
 }
 
 _STATES = {
@@ -33,6 +36,27 @@ _STATES = {
 }
 STATES_BY_VALUE = {value: state for state, value in _STATES.items()}
 """Contract state values to domain states, for request filters."""
+
+_POLICIES = {
+    RoutePolicy.FALLBACK: gen_pb.ROUTE_POLICY_FALLBACK,
+    RoutePolicy.RACE: gen_pb.ROUTE_POLICY_RACE,
+    RoutePolicy.WEIGHTED: gen_pb.ROUTE_POLICY_WEIGHTED,
+    RoutePolicy.MERGE: gen_pb.ROUTE_POLICY_MERGE,
+}
+POLICIES_BY_VALUE = {value: policy for policy, value in _POLICIES.items()}
+"""Contract policy values to domain policies, for request overrides."""
+
+_ACTIONS = {
+    MidStreamAction.CONTINUE: gen_pb.MID_STREAM_ACTION_CONTINUE,
+    MidStreamAction.RESTART: gen_pb.MID_STREAM_ACTION_RESTART,
+    MidStreamAction.FAIL: gen_pb.MID_STREAM_ACTION_FAIL,
+}
+
+_CIRCUITS = {
+    CircuitState.CLOSED: ops_pb.CIRCUIT_STATE_CLOSED,
+    CircuitState.OPEN: ops_pb.CIRCUIT_STATE_OPEN,
+    CircuitState.HALF_OPEN: ops_pb.CIRCUIT_STATE_HALF_OPEN,
+}
 
 _KINDS = {
     "embedded": ops_pb.BACKEND_KIND_EMBEDDED,
@@ -59,6 +83,10 @@ def stream_event(event: events.Event) -> ev_pb.StreamEvent:
         message.queued.position = kind.position
     elif isinstance(kind, events.Completed):
         message.completed.CopyFrom(_completed(kind))
+    elif isinstance(kind, AttemptFailed):
+        message.attempt_failed.CopyFrom(attempt_failed(kind))
+    elif isinstance(kind, FallbackUsed):
+        message.fallback_used.CopyFrom(_fallback_used(kind))
     elif isinstance(kind, events.Paused):
         message.paused.reason = kind.reason
     elif isinstance(kind, events.Resumed):
@@ -110,17 +138,17 @@ def list_models_response(routes: list[Route], default_route: str) -> svc_pb.List
         routes=[
             ops_pb.Route(
                 name=route.name,
-                policy=gen_pb.ROUTE_POLICY_FALLBACK,
+                policy=_POLICIES[route.plan.policy],
                 targets=[
                     ops_pb.RouteTarget(
                         backend=target.backend.name,
                         kind=_KINDS.get(target.backend.kind, ops_pb.BACKEND_KIND_UNSPECIFIED),
                         model=target.model,
-                        circuit=ops_pb.CIRCUIT_STATE_CLOSED,
+                        circuit=_CIRCUITS[target.health.state],
                         in_flight=target.slots.in_use,
                         queued=target.slots.waiting,
                         max_concurrency=target.slots.limit,
-                        weight=1,
+                        weight=target.weight,
                     )
                     for target in route.targets
                 ],
@@ -143,7 +171,37 @@ def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
         message.metadata.model = chunk.source.model
         message.metadata.backend = chunk.source.backend
         message.metadata.attempt = chunk.source.attempt
+        message.metadata.target = chunk.source.target
     return message
+
+
+def attempt_failed(failed: AttemptFailed) -> ev_pb.AttemptFailed:
+    """The contract form of a failed attempt (an event, and a RouteFailure entry)."""
+    message = ev_pb.AttemptFailed(
+        attempt=failed.attempt,
+        model=failed.model,
+        backend=failed.backend,
+        reason=failed.reason,
+        will_retry=failed.will_retry,
+        target=failed.target,
+        error_reason=failed.error_reason,
+        http_status=failed.http_status,
+        tokens=failed.tokens,
+    )
+    if failed.will_retry:
+        message.retry_delay.CopyFrom(_duration(failed.retry_delay))
+    return message
+
+
+def _fallback_used(used: FallbackUsed) -> ev_pb.FallbackUsed:
+    return ev_pb.FallbackUsed(
+        from_model=used.from_model,
+        to_model=used.to_model,
+        backend=used.to_backend,
+        action=_ACTIONS[used.action],
+        from_backend=used.from_backend,
+        to_target=used.to_target,
+    )
 
 
 def _started(started: events.Started) -> ev_pb.Started:
@@ -171,10 +229,20 @@ def _completed(completed: events.Completed) -> ev_pb.Completed:
         model=completed.model,
         backend=completed.backend,
         attempts=completed.attempts,
+        attempt_usage=[
+            ev_pb.AttemptUsage(
+                attempt=item.attempt,
+                target=item.target,
+                model=item.model,
+                backend=item.backend,
+                usage=_usage(item.usage),
+            )
+            for item in completed.attempt_usage
+        ],
     )
 
 
-def _usage(usage: events.Usage) -> ev_pb.Usage:
+def _usage(usage: Usage) -> ev_pb.Usage:
     return ev_pb.Usage(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -35,7 +36,9 @@ async def generate(
     slow reader slows the backend instead of filling memory.
     """
     try:
-        generation, cursor = await _open(generations, requests)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        generation, cursor = await _open(generations, requests, deadline)
     except RouterError as error:
         await abort(context, error)
     steering = asyncio.create_task(_steer(requests, generation, cursor))
@@ -50,7 +53,9 @@ async def generate(
 
 
 async def _open(
-    generations: Generations, requests: AsyncIterator[svc_pb.GenerateRequest]
+    generations: Generations,
+    requests: AsyncIterator[svc_pb.GenerateRequest],
+    deadline: float | None,
 ) -> tuple[Generation, Cursor]:
     try:
         first = await anext(requests)
@@ -60,7 +65,7 @@ async def _open(
         ) from None
     action = first.WhichOneof("action")
     if action == "start":
-        return generations.start(decode.start_request(first.start))
+        return generations.start(decode.start_request(first.start, deadline))
     if action == "attach":
         attach = first.attach
         return generations.attach(attach.stream_id, attach.from_offset, decode.flow(attach.flow))

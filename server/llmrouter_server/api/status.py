@@ -15,6 +15,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server import errors
 
@@ -38,16 +39,32 @@ _CODES: dict[type[errors.RouterError], grpc.StatusCode] = {
 }
 
 
+_REFUSED_BY_CONFIGURATION = frozenset({401, 403, 404})
+"""Upstream statuses that say the router's key or model name is wrong, not the request."""
+
+
 def status_code(error: errors.RouterError) -> grpc.StatusCode:
     """The gRPC status code of a domain error."""
-    if isinstance(error, errors.BackendStatusError) and error.status == 429:
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(error, errors.RouteFailed):
+        if error.rate_limited:
+            return grpc.StatusCode.RESOURCE_EXHAUSTED
+        return _backend_code(error.last)
     if isinstance(error, errors.BackendError):
-        return grpc.StatusCode.UNAVAILABLE if error.retryable else grpc.StatusCode.INTERNAL
+        return _backend_code(error)
     for cls in type(error).__mro__:
         if cls in _CODES:
             return _CODES[cls]
     return grpc.StatusCode.UNKNOWN
+
+
+def _backend_code(error: errors.BackendError) -> grpc.StatusCode:
+    if error.retryable:
+        return grpc.StatusCode.UNAVAILABLE
+    status = getattr(error, "status", None)
+    if status in _REFUSED_BY_CONFIGURATION:
+        return grpc.StatusCode.FAILED_PRECONDITION
+    # The backend refused the request as given (too long, a schema it cannot use).
+    return grpc.StatusCode.INVALID_ARGUMENT
 
 
 def to_status(error: errors.RouterError) -> grpc.Status:
@@ -59,6 +76,8 @@ def to_status(error: errors.RouterError) -> grpc.Status:
             field=error.field, description=error.message
         )
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    if isinstance(error, errors.RouteFailed):
+        details.append(_pack(_route_failure(error)))
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         delay = duration_pb2.Duration()
@@ -77,12 +96,33 @@ async def abort(
     raise AssertionError("context.abort returned")  # pragma: no cover
 
 
+def _route_failure(error: errors.RouteFailed) -> ev_pb.RouteFailure:
+    return ev_pb.RouteFailure(
+        attempts=[
+            ev_pb.AttemptFailed(
+                attempt=failed.attempt,
+                model=failed.model,
+                backend=failed.error.backend,
+                reason=failed.reason,
+                will_retry=index < len(error.attempts) - 1,
+                target=failed.target,
+                error_reason=failed.error.reason,
+                http_status=getattr(failed.error, "status", 0),
+                tokens=failed.tokens,
+            )
+            for index, failed in enumerate(error.attempts)
+        ]
+    )
+
+
 def _error_info(error: errors.RouterError) -> error_details_pb2.ErrorInfo:
+    backend = error.last.backend if isinstance(error, errors.RouteFailed) else None
     metadata = {
         "field": error.field,
         "stream_id": error.stream_id,
         "offset": None if error.offset is None else str(error.offset),
-        "backend": getattr(error, "backend", None),
+        "backend": backend or getattr(error, "backend", None),
+        "attempts": str(len(error.attempts)) if isinstance(error, errors.RouteFailed) else None,
     }
     return error_details_pb2.ErrorInfo(
         reason=error.reason,

@@ -1,70 +1,31 @@
-"""The router: resolves a model name to a route and streams one attempt.
+"""The router: resolves a model name to a route and runs the route's policy.
 
-A route is data: a name, a policy and an ordered list of targets. This
-version runs the first target of a route; retries, fallback (also
-mid-stream), races and circuit breakers build on ``stream`` later, yielding
-the same items plus attempt and fallback notices.
+A route is data (``route.py``); the attempt loop is ``runner.py`` (FALLBACK,
+WEIGHTED, and RACE through ``race.py``), MERGE is ``merge.py``. Each target
+has one ``TargetHealth`` (circuit breaker, Retry-After) shared by every
+route that uses it.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass, replace
 
-from llmrouter_server.backends.base import Backend, BackendRequest, Delta
-from llmrouter_server.config import Config
-from llmrouter_server.errors import NotFound
+from llmrouter_server.backends.base import Backend, BackendRequest
+from llmrouter_server.config import BreakerConfig, Config
+from llmrouter_server.errors import InvalidArgument, NotFound
+from llmrouter_server.routing.breaker import TargetHealth
+from llmrouter_server.routing.items import RouteItem
+from llmrouter_server.routing.merge import merge
+from llmrouter_server.routing.route import Overrides, Plan, Route, Target, plan_of, tighten
+from llmrouter_server.routing.runner import Run
 from llmrouter_server.routing.slots import Slots
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One backend and the model to ask it for."""
-
-    backend: Backend
-    """The backend."""
-    model: str
-    """The model name the backend knows."""
-    slots: Slots
-    """The backend's concurrency limit, shared by every target on it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A named, ordered list of targets and how to use them."""
-
-    name: str
-    """What clients put in ``model``."""
-    policy: str
-    """How the targets are used (``fallback``)."""
-    targets: tuple[Target, ...]
-    """Targets in order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """The attempt waits for a slot on its target."""
-
-    position: int
-    """1 means next in line."""
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptStarted:
-    """An attempt got a slot and asked its backend for text."""
-
-    target: Target
-    """Where the attempt runs."""
-    attempt: int
-    """Counting from 1."""
-
-
-RouteItem = Waiting | AttemptStarted | Delta
+from llmrouter_server.routing.transcript import Transcript
+from llmrouter_server.values import RoutePolicy
 
 
 class Router:
-    """Resolves model names and streams generations from targets."""
+    """Resolves model names and runs generations over routes."""
 
     def __init__(
         self,
@@ -72,11 +33,16 @@ class Router:
         default_route: str,
         backends: Mapping[str, Backend],
         slots: Mapping[str, Slots],
+        health: TargetHealthBook,
+        *,
+        rng: random.Random | None = None,
     ) -> None:
         self._routes = dict(routes)
         self._default = default_route
         self._backends = dict(backends)
         self._slots = dict(slots)
+        self.health = health
+        self._rng = rng or random.Random()  # noqa: S311 - jitter and weights, not secrets
 
     @property
     def default_route(self) -> str:
@@ -91,7 +57,7 @@ class Router:
         """Every configured route, in configuration order."""
         return list(self._routes.values())
 
-    def resolve(self, model: str) -> Route:
+    def resolve(self, model: str, *, json_output: bool = False) -> Route:
         """Finds the route for a model name.
 
         ``model`` is a route name, ``backend/model`` naming one target
@@ -99,62 +65,110 @@ class Router:
 
         Raises:
             NotFound: Naming the model and what is available.
+            InvalidArgument: No target of the route can produce JSON.
         """
         name = model or self._default
-        if name in self._routes:
-            return self._routes[name]
-        backend_name, _, backend_model = name.partition("/")
-        backend = self._backends.get(backend_name)
-        if backend is not None and backend_model:
-            target = Target(backend, backend_model, self._slots[backend_name])
-            return Route(name, "fallback", (target,))
-        raise NotFound(
-            f"start.model: unknown model {name!r}; available routes: "
-            f"{', '.join(self._routes)} (or BACKEND/MODEL with backend one of "
-            f"{', '.join(self._backends)})",
-            field="start.model",
-        )
+        route = self._routes.get(name) or self._direct(name)
+        if json_output and not any(t.backend.supports_json for t in route.targets):
+            raise InvalidArgument(
+                "start.response_format.format",
+                f"no target of route {name!r} can constrain its output to JSON",
+            )
+        if json_output:
+            usable = tuple(t for t in route.targets if t.backend.supports_json)
+            if len(usable) != len(route.targets):
+                route = Route(route.name, usable, route.plan)
+        return route
 
-    async def stream(
-        self, route: Route, request: BackendRequest
-    ) -> AsyncGenerator[RouteItem, None]:
-        """Streams one generation from the route's first target.
+    def plan(self, route: Route, overrides: Overrides, deadline: float | None) -> Plan:
+        """The route's plan tightened by a request's overrides.
 
-        Yields ``Waiting`` while queued for a slot, then ``AttemptStarted``,
-        then the backend's deltas. The slot is released when the stream ends
-        or is closed.
+        Raises:
+            InvalidArgument: An override loosens the route, naming the field.
         """
-        target = route.targets[0]
-        async with aclosing(target.slots.acquire()) as positions:
-            async for position in positions:
-                yield Waiting(position)
-        try:
-            yield AttemptStarted(target, attempt=1)
-            backend_request = replace(request, model=target.model)
-            async with aclosing(target.backend.stream(backend_request)) as deltas:
-                async for delta in deltas:
-                    yield delta
-        finally:
-            target.slots.release()
+        return tighten(route.plan, overrides, deadline)
+
+    def stream(
+        self,
+        route: Route,
+        plan: Plan,
+        request: BackendRequest,
+        transcript: Transcript,
+        stream_id: str = "",
+    ) -> AsyncGenerator[RouteItem, None]:
+        """Runs the plan over the route, continuing the transcript.
+
+        Yields queue positions, attempt notices and deltas (``Tagged`` ones
+        under MERGE). Closing the stream closes the backend stream; a later
+        call with the same transcript continues after its text.
+        """
+        run = Run(route, plan, request, transcript, stream_id=stream_id, rng=self._rng)
+        if plan.policy is RoutePolicy.MERGE:
+            return merge(run)
+        return run.items()
 
     async def close(self) -> None:
         """Closes every backend."""
         for backend in self._backends.values():
             await backend.close()
 
+    def _direct(self, name: str) -> Route:
+        backend_name, _, backend_model = name.partition("/")
+        backend = self._backends.get(backend_name)
+        served = getattr(backend, "model", None)  # a backend that serves one model only
+        if backend is None or not backend_model or served not in (None, backend_model):
+            raise NotFound(
+                f"start.model: unknown model {name!r}; available routes: "
+                f"{', '.join(self._routes)} (or BACKEND/MODEL with backend one of "
+                f"{', '.join(self._backends)})",
+                field="start.model",
+            )
+        target = Target(
+            backend, backend_model, self._slots[backend_name],
+            self.health.get(backend_name, backend_model),
+        )  # fmt: skip
+        return Route(name, (target,))
+
+
+class TargetHealthBook:
+    """One ``TargetHealth`` per backend and model, made on first use."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._health: dict[str, TargetHealth] = {}
+
+    def get(self, backend: str, model: str) -> TargetHealth:
+        """The health of ``backend/model``."""
+        name = f"{backend}/{model}"
+        if name not in self._health:
+            configured = self._config.backends.get(backend)
+            breaker = configured.circuit_breaker if configured else BreakerConfig()
+            self._health[name] = TargetHealth(
+                name, breaker.failure_threshold, breaker.cooldown_seconds
+            )
+        return self._health[name]
+
+    def all(self) -> list[TargetHealth]:
+        """Every target's health made so far."""
+        return list(self._health.values())
+
 
 def build_router(config: Config, backends: Mapping[str, Backend]) -> Router:
     """Builds the router of a configuration over already-built backends."""
     slots = {name: Slots(backend.max_concurrency) for name, backend in backends.items()}
+    health = TargetHealthBook(config)
     routes = {
         name: Route(
             name,
-            route.policy,
             tuple(
-                Target(backends[target.backend], target.model, slots[target.backend])
-                for target in route.targets
+                Target(
+                    backends[t.backend], t.model, slots[t.backend],
+                    health.get(t.backend, t.model), t.weight,
+                )  # fmt: skip
+                for t in route.targets
             ),
+            plan_of(route),
         )
         for name, route in config.routes.items()
     }
-    return Router(routes, config.default_route, backends, slots)
+    return Router(routes, config.default_route, backends, slots, health)

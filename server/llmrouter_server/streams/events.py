@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
 from llmrouter_server.values import FinishReason, Usage
 
 
@@ -59,6 +60,8 @@ class ChunkSource:
     """The backend name."""
     attempt: int
     """The attempt, counting from 1."""
+    target: int = 0
+    """The target's index in the route (tells MERGE outputs apart)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,22 @@ class Timings:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptUsage:
+    """The tokens of one attempt."""
+
+    attempt: int
+    """The attempt, counting from 1."""
+    target: int
+    """Its target's index in the route."""
+    model: str
+    """The target's model."""
+    backend: str
+    """The target's backend."""
+    usage: Usage
+    """Its token counts."""
+
+
+@dataclass(frozen=True, slots=True)
 class Completed:
     """The last event of a successful or cancelled generation."""
 
@@ -107,6 +126,8 @@ class Completed:
     """The backend that produced it."""
     attempts: int
     """Attempts made."""
+    attempt_usage: tuple[AttemptUsage, ...] = ()
+    """Usage per attempt; ``usage`` is their sum."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +153,9 @@ class Gap:
     """The last skipped offset."""
 
 
-EventKind = Started | Queued | Chunk | Paused | Resumed | Completed | Gap
+EventKind = (
+    Started | Queued | Chunk | AttemptFailed | FallbackUsed | Paused | Resumed | Completed | Gap
+)
 
 
 @dataclass(frozen=True, slots=True)

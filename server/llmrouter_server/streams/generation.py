@@ -21,12 +21,23 @@ from enum import StrEnum
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import Cancelled, FailedPrecondition, Internal, RouterError
-from llmrouter_server.routing.router import AttemptStarted, Route, RouteItem, Router, Waiting
+from llmrouter_server.routing.items import (
+    AttemptFailed,
+    AttemptStarted,
+    FallbackUsed,
+    RouteItem,
+    Tagged,
+    Waiting,
+)
+from llmrouter_server.routing.route import Plan, Route
+from llmrouter_server.routing.router import Router
+from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
-from llmrouter_server.streams.events import Paused, Queued, Resumed, Started
+from llmrouter_server.streams.events import ChunkSource, Paused, Queued, Resumed, Started
 from llmrouter_server.streams.log import Cursor, ReplayLog, Window
 from llmrouter_server.streams.request import Flow, GenerationRequest
 from llmrouter_server.streams.stops import StopMatcher
+from llmrouter_server.values import MidStreamAction, RoutePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +82,24 @@ class Generation:
         request: GenerationRequest,
         settings: Settings,
         route: Route,
+        plan: Plan,
         router: Router,
     ) -> None:
         self.stream_id = stream_id
         self.request = request
         self.settings = settings
         self.route = route
+        self.plan = plan
         self.state = StreamState.QUEUED
         self.created_at = time.time()
         self.finished_at: float | None = None
-        self.tally = Accounting(settings.max_tokens, request.options)
+        self.transcript = Transcript()
+        self.tally = Accounting(settings.max_tokens, request.options, self.transcript)
         self.log = ReplayLog(stream_id, settings.retain_bytes)
         self.error: RouterError | None = None
         self.on_change: Callable[[Generation], None] = lambda _: None
         self._router = router
-        self._stops = StopMatcher(request.stop)
-        self._text: list[str] = []
+        self._stops: dict[int, StopMatcher] = {}
         self._free = asyncio.Event()
         self._free.set()
         self._state_before_pause = StreamState.QUEUED
@@ -247,19 +260,27 @@ class Generation:
                 max_tokens=self.tally.max_tokens,
             )
         )
-        while not await self._attempt():
+        while not await self._pull():
             await self._until_free()
-        rest = self.tally.chunk(Delta(text=self._stops.flush()))
-        if rest is not None:
-            self.log.append(rest)
+        for lane, stops in self._stops.items():
+            rest = self.tally.chunk(Delta(text=stops.flush()), self._lane_source(lane))
+            if rest is not None:
+                self.log.append(rest)
         self.log.append(self.tally.completed())
         self._set_state(StreamState.COMPLETED)
         self.log.close()
         self._forget_placeholder()
 
-    async def _attempt(self) -> bool:
-        """Streams from the backend; True when done, False when the backend was released."""
-        async with aclosing(self._router.stream(self.route, self._backend_request())) as items:
+    async def _pull(self) -> bool:
+        """Streams the route; True when done, False when the backend was released.
+
+        A release closes the route's backend stream; the next call continues
+        after the transcript's text, as after a failure.
+        """
+        route_stream = self._router.stream(
+            self.route, self.plan, self._backend_request(), self.transcript, self.stream_id
+        )
+        async with aclosing(route_stream) as items:
             while True:
                 if not await self._gate():
                     return False
@@ -267,8 +288,7 @@ class Generation:
                     item = await anext(items)
                 except StopAsyncIteration:
                     return True
-                self._record(item)
-                if self._stops.stopped:
+                if self._record(item):
                     self.tally.stop_sequence()
                     return True
 
@@ -290,7 +310,8 @@ class Generation:
             if self._free.is_set():
                 return
 
-    def _record(self, item: RouteItem) -> None:
+    def _record(self, item: RouteItem) -> bool:
+        """Records one route item; True when a stop sequence ends the generation."""
         if isinstance(item, Waiting):
             self.log.append(Queued(item.position))
         elif isinstance(item, AttemptStarted):
@@ -298,27 +319,48 @@ class Generation:
             if self.state is StreamState.QUEUED:
                 self._set_state(StreamState.RUNNING)
             self._state_before_pause = StreamState.RUNNING
+        elif isinstance(item, AttemptFailed):
+            self.log.append(item)
+        elif isinstance(item, FallbackUsed):
+            self.log.append(item)
+            if item.action is MidStreamAction.RESTART:
+                self._stops.pop(0, None)  # held text belonged to the discarded answer
+        elif isinstance(item, Tagged):
+            source = ChunkSource(item.target.model, item.target.backend.name, item.attempt,
+                                 item.index)  # fmt: skip
+            self._text_of(item.delta, item.index, source)
         else:
-            text = self._stops.feed(item.text)
-            if item.finish_reason is not None:
-                text += self._stops.flush()
-            chunk = self.tally.chunk(replace(item, text=text))
-            if chunk is not None:
-                self._text.append(chunk.text)
-                self.log.append(chunk)
+            return self._text_of(item, 0, None)
+        return False
+
+    def _text_of(self, delta: Delta, lane: int, source: ChunkSource | None) -> bool:
+        stops = self._stops.setdefault(lane, StopMatcher(self.request.stop))
+        text = stops.feed(delta.text)
+        if delta.finish_reason is not None:
+            text += stops.flush()
+        chunk = self.tally.chunk(replace(delta, text=text), source)
+        if chunk is not None:
+            self.log.append(chunk)
+        # Under MERGE a stop sequence ends only its own lane's text.
+        return stops.stopped and source is None
+
+    def _lane_source(self, lane: int) -> ChunkSource | None:
+        if self.plan.policy is not RoutePolicy.MERGE:
+            return None
+        target = self.route.targets[lane]
+        return ChunkSource(target.model, target.backend.name, lane + 1, lane)
 
     def _backend_request(self) -> BackendRequest:
         request = self.request
         return BackendRequest(
-            model=self.route.targets[0].model,
+            model="",
             messages=request.chat(),
-            max_tokens=self.tally.max_tokens - self.tally.completion_tokens,
+            max_tokens=self.tally.max_tokens,
             sampling=request.sampling,
             stop=request.stop,
             json_output=request.json_output,
             json_schema=request.json_schema,
             want_token_ids=request.options.include_token_ids,
-            continuation="".join(self._text),
         )
 
     def _finish_cancelled(self) -> None:

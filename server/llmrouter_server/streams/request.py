@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from llmrouter_server.config import LimitsConfig
 from llmrouter_server.errors import InvalidArgument
+from llmrouter_server.routing.route import Overrides
 from llmrouter_server.values import Message, Role, Sampling
 
 STREAM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -74,6 +75,10 @@ class GenerationRequest:
     """Keep running when the caller leaves (DETACH); False cancels (CANCEL)."""
     detach_seconds: float | None = None
     """DETACH: how long to wait for a consumer; None takes the server's default."""
+    routing: Overrides = field(default_factory=Overrides)
+    """Changes to the route's plan; they may only tighten it."""
+    deadline: float | None = None
+    """The caller's deadline (``time.monotonic``); no retry waits past it."""
 
     def chat(self) -> tuple[Message, ...]:
         """The conversation to send to a backend."""

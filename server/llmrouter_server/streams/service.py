@@ -49,7 +49,8 @@ class Generations:
         self._check_accepting()
         max_tokens = validate(request, self.limits)
         detach_after = self._detach_after(request)
-        route = self.router.resolve(request.model)
+        route = self.router.resolve(request.model, json_output=request.json_output)
+        plan = self.router.plan(route, request.routing, request.deadline)
         stream_id = request.stream_id or f"gen-{secrets.token_hex(8)}"
         settings = Settings(
             max_tokens=max_tokens,
@@ -58,7 +59,7 @@ class Generations:
             release_after=self.config.release_after_seconds,
             detach_after=detach_after,
         )
-        generation = Generation(stream_id, request, settings, route, self.router)
+        generation = Generation(stream_id, request, settings, route, plan, self.router)
         self.registry.add(generation)
         cursor = generation.open_owner(0, request.flow)
         generation.start()

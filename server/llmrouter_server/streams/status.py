@@ -56,7 +56,7 @@ def snapshot(generation: Generation) -> StreamStatus:
         backend=source.backend if source else target.backend.name,
         next_offset=generation.log.next_offset,
         first_retained_offset=generation.log.first_offset,
-        usage=Usage(tally.prompt_tokens, tally.completion_tokens),
+        usage=tally.usage,
         finish_reason=tally.final_reason,
         created_at=generation.created_at,
         finished_at=generation.finished_at,

@@ -630,7 +630,10 @@ type ChunkMetadata struct {
 	// The backend that produced the text.
 	Backend string `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
 	// Which attempt produced the text, counting from 1.
-	Attempt       uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The index of the target in the route's target list, from 0. Under the
+	// MERGE policy it tells the interleaved outputs apart.
+	Target        uint32 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -682,6 +685,13 @@ func (x *ChunkMetadata) GetBackend() string {
 func (x *ChunkMetadata) GetAttempt() uint32 {
 	if x != nil {
 		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ChunkMetadata) GetTarget() uint32 {
+	if x != nil {
+		return x.Target
 	}
 	return 0
 }
@@ -755,7 +765,16 @@ type AttemptFailed struct {
 	// True when another attempt follows.
 	WillRetry bool `protobuf:"varint,5,opt,name=will_retry,json=willRetry,proto3" json:"will_retry,omitempty"`
 	// The wait before the next attempt.
-	RetryDelay    *durationpb.Duration `protobuf:"bytes,6,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	RetryDelay *durationpb.Duration `protobuf:"bytes,6,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	// The index of the failed target in the route's target list, from 0.
+	Target uint32 `protobuf:"varint,7,opt,name=target,proto3" json:"target,omitempty"`
+	// A stable UPPER_SNAKE_CASE class of the failure: BACKEND_CONNECT,
+	// BACKEND_TIMEOUT, BACKEND_STATUS, BACKEND_PROTOCOL or BACKEND_ERROR.
+	ErrorReason string `protobuf:"bytes,8,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	// The HTTP status the backend answered with; 0 when there was none.
+	HttpStatus uint32 `protobuf:"varint,9,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	// Tokens the attempt produced before it failed.
+	Tokens        uint32 `protobuf:"varint,10,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,6 +851,81 @@ func (x *AttemptFailed) GetRetryDelay() *durationpb.Duration {
 	return nil
 }
 
+func (x *AttemptFailed) GetTarget() uint32 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *AttemptFailed) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ""
+}
+
+func (x *AttemptFailed) GetHttpStatus() uint32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *AttemptFailed) GetTokens() uint32 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+// RouteFailure is a status detail of a generation that failed because every
+// attempt its route allowed failed: each attempt, in order.
+type RouteFailure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The failed attempts, oldest first.
+	Attempts      []*AttemptFailed `protobuf:"bytes,1,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteFailure) Reset() {
+	*x = RouteFailure{}
+	mi := &file_llmrouter_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteFailure) ProtoMessage() {}
+
+func (x *RouteFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_llmrouter_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteFailure.ProtoReflect.Descriptor instead.
+func (*RouteFailure) Descriptor() ([]byte, []int) {
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RouteFailure) GetAttempts() []*AttemptFailed {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
 // FallbackUsed reports a move to another target.
 type FallbackUsed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -843,14 +937,18 @@ type FallbackUsed struct {
 	Backend string `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
 	// CONTINUE: text continues after the last chunk. RESTART: discard all text
 	// received so far; the output starts again.
-	Action        MidStreamAction `protobuf:"varint,4,opt,name=action,proto3,enum=llmrouter.v1.MidStreamAction" json:"action,omitempty"`
+	Action MidStreamAction `protobuf:"varint,4,opt,name=action,proto3,enum=llmrouter.v1.MidStreamAction" json:"action,omitempty"`
+	// The backend that failed.
+	FromBackend string `protobuf:"bytes,5,opt,name=from_backend,json=fromBackend,proto3" json:"from_backend,omitempty"`
+	// The index of the target now producing text in the route's target list.
+	ToTarget      uint32 `protobuf:"varint,6,opt,name=to_target,json=toTarget,proto3" json:"to_target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FallbackUsed) Reset() {
 	*x = FallbackUsed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[8]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +960,7 @@ func (x *FallbackUsed) String() string {
 func (*FallbackUsed) ProtoMessage() {}
 
 func (x *FallbackUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[8]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +973,7 @@ func (x *FallbackUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FallbackUsed.ProtoReflect.Descriptor instead.
 func (*FallbackUsed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FallbackUsed) GetFromModel() string {
@@ -906,6 +1004,20 @@ func (x *FallbackUsed) GetAction() MidStreamAction {
 	return MidStreamAction_MID_STREAM_ACTION_UNSPECIFIED
 }
 
+func (x *FallbackUsed) GetFromBackend() string {
+	if x != nil {
+		return x.FromBackend
+	}
+	return ""
+}
+
+func (x *FallbackUsed) GetToTarget() uint32 {
+	if x != nil {
+		return x.ToTarget
+	}
+	return 0
+}
+
 // Paused reports that the producer stopped.
 type Paused struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -917,7 +1029,7 @@ type Paused struct {
 
 func (x *Paused) Reset() {
 	*x = Paused{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1041,7 @@ func (x *Paused) String() string {
 func (*Paused) ProtoMessage() {}
 
 func (x *Paused) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1054,7 @@ func (x *Paused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paused.ProtoReflect.Descriptor instead.
 func (*Paused) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Paused) GetReason() string {
@@ -961,7 +1073,7 @@ type Resumed struct {
 
 func (x *Resumed) Reset() {
 	*x = Resumed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1085,7 @@ func (x *Resumed) String() string {
 func (*Resumed) ProtoMessage() {}
 
 func (x *Resumed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1098,7 @@ func (x *Resumed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resumed.ProtoReflect.Descriptor instead.
 func (*Resumed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 // Usage counts tokens.
@@ -1004,7 +1116,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1128,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1141,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Usage) GetPromptTokens() uint32 {
@@ -1070,7 +1182,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1194,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1207,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Timings) GetQueueTime() *durationpb.Duration {
@@ -1140,14 +1252,16 @@ type Completed struct {
 	// The backend that produced the final text.
 	Backend string `protobuf:"bytes,5,opt,name=backend,proto3" json:"backend,omitempty"`
 	// Attempts made, counting from 1.
-	Attempts      uint32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts uint32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Usage per attempt (per target under MERGE); `usage` is their sum.
+	AttemptUsage  []*AttemptUsage `protobuf:"bytes,7,rep,name=attempt_usage,json=attemptUsage,proto3" json:"attempt_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Completed) Reset() {
 	*x = Completed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1273,7 @@ func (x *Completed) String() string {
 func (*Completed) ProtoMessage() {}
 
 func (x *Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1286,7 @@ func (x *Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completed.ProtoReflect.Descriptor instead.
 func (*Completed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Completed) GetFinishReason() FinishReason {
@@ -1217,6 +1331,95 @@ func (x *Completed) GetAttempts() uint32 {
 	return 0
 }
 
+func (x *Completed) GetAttemptUsage() []*AttemptUsage {
+	if x != nil {
+		return x.AttemptUsage
+	}
+	return nil
+}
+
+// AttemptUsage counts the tokens of one attempt.
+type AttemptUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The attempt, counting from 1.
+	Attempt uint32 `protobuf:"varint,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The index of its target in the route's target list.
+	Target uint32 `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
+	// The model of the target.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The backend of the target.
+	Backend string `protobuf:"bytes,4,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Its token counts: as the backend reported them, else one per chunk.
+	Usage         *Usage `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttemptUsage) Reset() {
+	*x = AttemptUsage{}
+	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttemptUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttemptUsage) ProtoMessage() {}
+
+func (x *AttemptUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttemptUsage.ProtoReflect.Descriptor instead.
+func (*AttemptUsage) Descriptor() ([]byte, []int) {
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AttemptUsage) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *AttemptUsage) GetTarget() uint32 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
+func (x *AttemptUsage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *AttemptUsage) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *AttemptUsage) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 // Gap marks events a slow subscriber skipped under the SKIP policy.
 type Gap struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1230,7 +1433,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1445,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1458,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Gap) GetFromOffset() uint64 {
@@ -1314,14 +1517,15 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"max_tokens\x18\x02 \x01(\rR\tmaxTokens\x12*\n" +
 	"\x11tokens_per_second\x18\x03 \x01(\x01R\x0ftokensPerSecond\x123\n" +
-	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"Y\n" +
+	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"q\n" +
 	"\rChunkMetadata\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x18\n" +
-	"\aattempt\x18\x03 \x01(\rR\aattempt\">\n" +
+	"\aattempt\x18\x03 \x01(\rR\aattempt\x12\x16\n" +
+	"\x06target\x18\x04 \x01(\rR\x06target\">\n" +
 	"\fJsonSnapshot\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\tR\x04json\x12\x1a\n" +
-	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"\xcc\x01\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"\xc0\x02\n" +
 	"\rAttemptFailed\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x14\n" +
 	"\x05model\x18\x02 \x01(\tR\x05model\x12\x18\n" +
@@ -1330,13 +1534,23 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"will_retry\x18\x05 \x01(\bR\twillRetry\x12:\n" +
 	"\vretry_delay\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\"\x99\x01\n" +
+	"retryDelay\x12\x16\n" +
+	"\x06target\x18\a \x01(\rR\x06target\x12!\n" +
+	"\ferror_reason\x18\b \x01(\tR\verrorReason\x12\x1f\n" +
+	"\vhttp_status\x18\t \x01(\rR\n" +
+	"httpStatus\x12\x16\n" +
+	"\x06tokens\x18\n" +
+	" \x01(\rR\x06tokens\"G\n" +
+	"\fRouteFailure\x127\n" +
+	"\battempts\x18\x01 \x03(\v2\x1b.llmrouter.v1.AttemptFailedR\battempts\"\xd9\x01\n" +
 	"\fFallbackUsed\x12\x1d\n" +
 	"\n" +
 	"from_model\x18\x01 \x01(\tR\tfromModel\x12\x19\n" +
 	"\bto_model\x18\x02 \x01(\tR\atoModel\x12\x18\n" +
 	"\abackend\x18\x03 \x01(\tR\abackend\x125\n" +
-	"\x06action\x18\x04 \x01(\x0e2\x1d.llmrouter.v1.MidStreamActionR\x06action\" \n" +
+	"\x06action\x18\x04 \x01(\x0e2\x1d.llmrouter.v1.MidStreamActionR\x06action\x12!\n" +
+	"\ffrom_backend\x18\x05 \x01(\tR\vfromBackend\x12\x1b\n" +
+	"\tto_target\x18\x06 \x01(\rR\btoTarget\" \n" +
 	"\x06Paused\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\t\n" +
 	"\aResumed\"|\n" +
@@ -1350,14 +1564,21 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\x13time_to_first_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10timeToFirstToken\x128\n" +
 	"\n" +
 	"total_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\ttotalTime\x12*\n" +
-	"\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\"\xf4\x01\n" +
+	"\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\"\xb5\x02\n" +
 	"\tCompleted\x12?\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1a.llmrouter.v1.FinishReasonR\ffinishReason\x12)\n" +
 	"\x05usage\x18\x02 \x01(\v2\x13.llmrouter.v1.UsageR\x05usage\x12/\n" +
 	"\atimings\x18\x03 \x01(\v2\x15.llmrouter.v1.TimingsR\atimings\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x05 \x01(\tR\abackend\x12\x1a\n" +
-	"\battempts\x18\x06 \x01(\rR\battempts\"C\n" +
+	"\battempts\x18\x06 \x01(\rR\battempts\x12?\n" +
+	"\rattempt_usage\x18\a \x03(\v2\x1a.llmrouter.v1.AttemptUsageR\fattemptUsage\"\x9b\x01\n" +
+	"\fAttemptUsage\x12\x18\n" +
+	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\rR\x06target\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\abackend\x18\x04 \x01(\tR\abackend\x12)\n" +
+	"\x05usage\x18\x05 \x01(\v2\x13.llmrouter.v1.UsageR\x05usage\"C\n" +
 	"\x03Gap\x12\x1f\n" +
 	"\vfrom_offset\x18\x01 \x01(\x04R\n" +
 	"fromOffset\x12\x1b\n" +
@@ -1383,7 +1604,7 @@ func file_llmrouter_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_llmrouter_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_llmrouter_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_llmrouter_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_llmrouter_v1_events_proto_goTypes = []any{
 	(FinishReason)(0),             // 0: llmrouter.v1.FinishReason
 	(*StreamEvent)(nil),           // 1: llmrouter.v1.StreamEvent
@@ -1394,45 +1615,50 @@ var file_llmrouter_v1_events_proto_goTypes = []any{
 	(*ChunkMetadata)(nil),         // 6: llmrouter.v1.ChunkMetadata
 	(*JsonSnapshot)(nil),          // 7: llmrouter.v1.JsonSnapshot
 	(*AttemptFailed)(nil),         // 8: llmrouter.v1.AttemptFailed
-	(*FallbackUsed)(nil),          // 9: llmrouter.v1.FallbackUsed
-	(*Paused)(nil),                // 10: llmrouter.v1.Paused
-	(*Resumed)(nil),               // 11: llmrouter.v1.Resumed
-	(*Usage)(nil),                 // 12: llmrouter.v1.Usage
-	(*Timings)(nil),               // 13: llmrouter.v1.Timings
-	(*Completed)(nil),             // 14: llmrouter.v1.Completed
-	(*Gap)(nil),                   // 15: llmrouter.v1.Gap
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(MidStreamAction)(0),          // 18: llmrouter.v1.MidStreamAction
+	(*RouteFailure)(nil),          // 9: llmrouter.v1.RouteFailure
+	(*FallbackUsed)(nil),          // 10: llmrouter.v1.FallbackUsed
+	(*Paused)(nil),                // 11: llmrouter.v1.Paused
+	(*Resumed)(nil),               // 12: llmrouter.v1.Resumed
+	(*Usage)(nil),                 // 13: llmrouter.v1.Usage
+	(*Timings)(nil),               // 14: llmrouter.v1.Timings
+	(*Completed)(nil),             // 15: llmrouter.v1.Completed
+	(*AttemptUsage)(nil),          // 16: llmrouter.v1.AttemptUsage
+	(*Gap)(nil),                   // 17: llmrouter.v1.Gap
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(MidStreamAction)(0),          // 20: llmrouter.v1.MidStreamAction
 }
 var file_llmrouter_v1_events_proto_depIdxs = []int32{
-	16, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
+	18, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: llmrouter.v1.StreamEvent.started:type_name -> llmrouter.v1.Started
 	3,  // 2: llmrouter.v1.StreamEvent.queued:type_name -> llmrouter.v1.Queued
 	4,  // 3: llmrouter.v1.StreamEvent.chunk:type_name -> llmrouter.v1.Chunk
 	7,  // 4: llmrouter.v1.StreamEvent.json:type_name -> llmrouter.v1.JsonSnapshot
 	8,  // 5: llmrouter.v1.StreamEvent.attempt_failed:type_name -> llmrouter.v1.AttemptFailed
-	9,  // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
-	10, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
-	11, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
-	14, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
-	15, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
+	10, // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
+	11, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
+	12, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
+	15, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
+	17, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
 	5,  // 11: llmrouter.v1.Chunk.progress:type_name -> llmrouter.v1.Progress
 	6,  // 12: llmrouter.v1.Chunk.metadata:type_name -> llmrouter.v1.ChunkMetadata
-	17, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	17, // 14: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
-	18, // 15: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
-	17, // 16: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
-	17, // 17: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
-	17, // 18: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
-	0,  // 19: llmrouter.v1.Completed.finish_reason:type_name -> llmrouter.v1.FinishReason
-	12, // 20: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
-	13, // 21: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	19, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	19, // 14: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
+	8,  // 15: llmrouter.v1.RouteFailure.attempts:type_name -> llmrouter.v1.AttemptFailed
+	20, // 16: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
+	19, // 17: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
+	19, // 18: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
+	19, // 19: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
+	0,  // 20: llmrouter.v1.Completed.finish_reason:type_name -> llmrouter.v1.FinishReason
+	13, // 21: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
+	14, // 22: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
+	16, // 23: llmrouter.v1.Completed.attempt_usage:type_name -> llmrouter.v1.AttemptUsage
+	13, // 24: llmrouter.v1.AttemptUsage.usage:type_name -> llmrouter.v1.Usage
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_events_proto_init() }
@@ -1459,7 +1685,7 @@ func file_llmrouter_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmrouter_v1_events_proto_rawDesc), len(file_llmrouter_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

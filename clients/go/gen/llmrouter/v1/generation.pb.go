@@ -1214,20 +1214,30 @@ func (x *FlowControl) GetInitialCredits() uint32 {
 }
 
 // RoutingOverrides change the route's resilience settings for one request.
+// They may only tighten what the route allows; a looser value is
+// INVALID_ARGUMENT naming the field. Unset fields keep the route's values.
 type RoutingOverrides struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Overrides the route's policy.
+	// FALLBACK or WEIGHTED on any route; RACE or MERGE (which run several
+	// targets at once) only on a route configured with that policy.
 	Policy RoutePolicy `protobuf:"varint,1,opt,name=policy,proto3,enum=llmrouter.v1.RoutePolicy" json:"policy,omitempty"`
-	// Fail an attempt that has produced no token after this long.
+	// Fail an attempt that has produced no token after this long; positive and
+	// at most the route's `first_token_timeout_seconds`.
 	FirstTokenTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=first_token_timeout,json=firstTokenTimeout,proto3" json:"first_token_timeout,omitempty"`
-	// Fail an attempt that has produced nothing for this long after a token.
+	// Fail an attempt that has produced nothing for this long after a token;
+	// positive and at most the route's `idle_timeout_seconds`.
 	IdleTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
-	// At most this many attempts over all targets; 0 keeps the route's value.
+	// At most this many attempts over all targets, at most the route's
+	// `max_attempts`; 0 keeps the route's value.
 	MaxAttempts uint32 `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	// What to do when a target fails mid-stream.
+	// What to do when a target fails mid-stream: FAIL on any route; CONTINUE or
+	// RESTART only where the route does not fail.
 	OnMidStreamFailure MidStreamAction `protobuf:"varint,5,opt,name=on_mid_stream_failure,json=onMidStreamFailure,proto3,enum=llmrouter.v1.MidStreamAction" json:"on_mid_stream_failure,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// RACE: start the next target when the first token is this late; at least
+	// the route's `race_after_seconds`.
+	RaceAfter     *durationpb.Duration `protobuf:"bytes,6,opt,name=race_after,json=raceAfter,proto3" json:"race_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RoutingOverrides) Reset() {
@@ -1293,6 +1303,13 @@ func (x *RoutingOverrides) GetOnMidStreamFailure() MidStreamAction {
 		return x.OnMidStreamFailure
 	}
 	return MidStreamAction_MID_STREAM_ACTION_UNSPECIFIED
+}
+
+func (x *RoutingOverrides) GetRaceAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RaceAfter
+	}
+	return nil
 }
 
 // DisconnectPolicy decides the fate of a generation whose caller went away.
@@ -1422,13 +1439,15 @@ const file_llmrouter_v1_generation_proto_rawDesc = "" +
 	"coalescing\"b\n" +
 	"\vFlowControl\x12*\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x16.llmrouter.v1.FlowModeR\x04mode\x12'\n" +
-	"\x0finitial_credits\x18\x02 \x01(\rR\x0einitialCredits\"\xc3\x02\n" +
+	"\x0finitial_credits\x18\x02 \x01(\rR\x0einitialCredits\"\xfd\x02\n" +
 	"\x10RoutingOverrides\x121\n" +
 	"\x06policy\x18\x01 \x01(\x0e2\x19.llmrouter.v1.RoutePolicyR\x06policy\x12I\n" +
 	"\x13first_token_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11firstTokenTimeout\x12<\n" +
 	"\fidle_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12!\n" +
 	"\fmax_attempts\x18\x04 \x01(\rR\vmaxAttempts\x12P\n" +
-	"\x15on_mid_stream_failure\x18\x05 \x01(\x0e2\x1d.llmrouter.v1.MidStreamActionR\x12onMidStreamFailure\"\x84\x01\n" +
+	"\x15on_mid_stream_failure\x18\x05 \x01(\x0e2\x1d.llmrouter.v1.MidStreamActionR\x12onMidStreamFailure\x128\n" +
+	"\n" +
+	"race_after\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\traceAfter\"\x84\x01\n" +
 	"\x10DisconnectPolicy\x126\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x1e.llmrouter.v1.DisconnectActionR\x06action\x128\n" +
 	"\n" +
@@ -1527,13 +1546,14 @@ var file_llmrouter_v1_generation_proto_depIdxs = []int32{
 	22, // 16: llmrouter.v1.RoutingOverrides.first_token_timeout:type_name -> google.protobuf.Duration
 	22, // 17: llmrouter.v1.RoutingOverrides.idle_timeout:type_name -> google.protobuf.Duration
 	5,  // 18: llmrouter.v1.RoutingOverrides.on_mid_stream_failure:type_name -> llmrouter.v1.MidStreamAction
-	6,  // 19: llmrouter.v1.DisconnectPolicy.action:type_name -> llmrouter.v1.DisconnectAction
-	22, // 20: llmrouter.v1.DisconnectPolicy.detach_ttl:type_name -> google.protobuf.Duration
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	22, // 19: llmrouter.v1.RoutingOverrides.race_after:type_name -> google.protobuf.Duration
+	6,  // 20: llmrouter.v1.DisconnectPolicy.action:type_name -> llmrouter.v1.DisconnectAction
+	22, // 21: llmrouter.v1.DisconnectPolicy.detach_ttl:type_name -> google.protobuf.Duration
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_generation_proto_init() }

@@ -104,14 +104,16 @@ class Progress(_message.Message):
     def __init__(self, completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ChunkMetadata(_message.Message):
-    __slots__ = ("model", "backend", "attempt")
+    __slots__ = ("model", "backend", "attempt", "target")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
     model: str
     backend: str
     attempt: int
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    target: int
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[int] = ...) -> None: ...
 
 class JsonSnapshot(_message.Message):
     __slots__ = ("json", "complete")
@@ -122,32 +124,50 @@ class JsonSnapshot(_message.Message):
     def __init__(self, json: _Optional[str] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class AttemptFailed(_message.Message):
-    __slots__ = ("attempt", "model", "backend", "reason", "will_retry", "retry_delay")
+    __slots__ = ("attempt", "model", "backend", "reason", "will_retry", "retry_delay", "target", "error_reason", "http_status", "tokens")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     WILL_RETRY_FIELD_NUMBER: _ClassVar[int]
     RETRY_DELAY_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
     attempt: int
     model: str
     backend: str
     reason: str
     will_retry: bool
     retry_delay: _duration_pb2.Duration
-    def __init__(self, attempt: _Optional[int] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., reason: _Optional[str] = ..., will_retry: _Optional[bool] = ..., retry_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    target: int
+    error_reason: str
+    http_status: int
+    tokens: int
+    def __init__(self, attempt: _Optional[int] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., reason: _Optional[str] = ..., will_retry: _Optional[bool] = ..., retry_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., target: _Optional[int] = ..., error_reason: _Optional[str] = ..., http_status: _Optional[int] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class RouteFailure(_message.Message):
+    __slots__ = ("attempts",)
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    attempts: _containers.RepeatedCompositeFieldContainer[AttemptFailed]
+    def __init__(self, attempts: _Optional[_Iterable[_Union[AttemptFailed, _Mapping]]] = ...) -> None: ...
 
 class FallbackUsed(_message.Message):
-    __slots__ = ("from_model", "to_model", "backend", "action")
+    __slots__ = ("from_model", "to_model", "backend", "action", "from_backend", "to_target")
     FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
     TO_MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    FROM_BACKEND_FIELD_NUMBER: _ClassVar[int]
+    TO_TARGET_FIELD_NUMBER: _ClassVar[int]
     from_model: str
     to_model: str
     backend: str
     action: _generation_pb2.MidStreamAction
-    def __init__(self, from_model: _Optional[str] = ..., to_model: _Optional[str] = ..., backend: _Optional[str] = ..., action: _Optional[_Union[_generation_pb2.MidStreamAction, str]] = ...) -> None: ...
+    from_backend: str
+    to_target: int
+    def __init__(self, from_model: _Optional[str] = ..., to_model: _Optional[str] = ..., backend: _Optional[str] = ..., action: _Optional[_Union[_generation_pb2.MidStreamAction, str]] = ..., from_backend: _Optional[str] = ..., to_target: _Optional[int] = ...) -> None: ...
 
 class Paused(_message.Message):
     __slots__ = ("reason",)
@@ -182,20 +202,36 @@ class Timings(_message.Message):
     def __init__(self, queue_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...
 
 class Completed(_message.Message):
-    __slots__ = ("finish_reason", "usage", "timings", "model", "backend", "attempts")
+    __slots__ = ("finish_reason", "usage", "timings", "model", "backend", "attempts", "attempt_usage")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_USAGE_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
     timings: Timings
     model: str
     backend: str
     attempts: int
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., attempts: _Optional[int] = ...) -> None: ...
+    attempt_usage: _containers.RepeatedCompositeFieldContainer[AttemptUsage]
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., attempts: _Optional[int] = ..., attempt_usage: _Optional[_Iterable[_Union[AttemptUsage, _Mapping]]] = ...) -> None: ...
+
+class AttemptUsage(_message.Message):
+    __slots__ = ("attempt", "target", "model", "backend", "usage")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    target: int
+    model: str
+    backend: str
+    usage: Usage
+    def __init__(self, attempt: _Optional[int] = ..., target: _Optional[int] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
 class Gap(_message.Message):
     __slots__ = ("from_offset", "to_offset")

@@ -217,18 +217,20 @@ class FlowControl(_message.Message):
     def __init__(self, mode: _Optional[_Union[FlowMode, str]] = ..., initial_credits: _Optional[int] = ...) -> None: ...
 
 class RoutingOverrides(_message.Message):
-    __slots__ = ("policy", "first_token_timeout", "idle_timeout", "max_attempts", "on_mid_stream_failure")
+    __slots__ = ("policy", "first_token_timeout", "idle_timeout", "max_attempts", "on_mid_stream_failure", "race_after")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     FIRST_TOKEN_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ON_MID_STREAM_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RACE_AFTER_FIELD_NUMBER: _ClassVar[int]
     policy: RoutePolicy
     first_token_timeout: _duration_pb2.Duration
     idle_timeout: _duration_pb2.Duration
     max_attempts: int
     on_mid_stream_failure: MidStreamAction
-    def __init__(self, policy: _Optional[_Union[RoutePolicy, str]] = ..., first_token_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., idle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., on_mid_stream_failure: _Optional[_Union[MidStreamAction, str]] = ...) -> None: ...
+    race_after: _duration_pb2.Duration
+    def __init__(self, policy: _Optional[_Union[RoutePolicy, str]] = ..., first_token_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., idle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., on_mid_stream_failure: _Optional[_Union[MidStreamAction, str]] = ..., race_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class DisconnectPolicy(_message.Message):
     __slots__ = ("action", "detach_ttl")

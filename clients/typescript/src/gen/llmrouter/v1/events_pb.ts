@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmrouter/v1/events.proto.
  */
 export const file_llmrouter_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChlsbG1yb3V0ZXIvdjEvZXZlbnRzLnByb3RvEgxsbG1yb3V0ZXIudjEilAQKC1N0cmVhbUV2ZW50EhEKCXN0cmVhbV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgEIAEoCzIVLmxsbXJvdXRlci52MS5TdGFydGVkSAASJgoGcXVldWVkGAUgASgLMhQubGxtcm91dGVyLnYxLlF1ZXVlZEgAEiQKBWNodW5rGAYgASgLMhMubGxtcm91dGVyLnYxLkNodW5rSAASKgoEanNvbhgHIAEoCzIaLmxsbXJvdXRlci52MS5Kc29uU25hcHNob3RIABI1Cg5hdHRlbXB0X2ZhaWxlZBgIIAEoCzIbLmxsbXJvdXRlci52MS5BdHRlbXB0RmFpbGVkSAASMwoNZmFsbGJhY2tfdXNlZBgJIAEoCzIaLmxsbXJvdXRlci52MS5GYWxsYmFja1VzZWRIABImCgZwYXVzZWQYCiABKAsyFC5sbG1yb3V0ZXIudjEuUGF1c2VkSAASKAoHcmVzdW1lZBgLIAEoCzIVLmxsbXJvdXRlci52MS5SZXN1bWVkSAASLAoJY29tcGxldGVkGAwgASgLMhcubGxtcm91dGVyLnYxLkNvbXBsZXRlZEgAEiAKA2dhcBgNIAEoCzIRLmxsbXJvdXRlci52MS5HYXBIAEIGCgRraW5kImMKB1N0YXJ0ZWQSDQoFcm91dGUYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAQgASgNEhIKCm1heF90b2tlbnMYBSABKA0iGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNIpYBCgVDaHVuaxIMCgR0ZXh0GAEgASgJEhMKC3Rva2VuX2NvdW50GAIgASgNEhEKCXRva2VuX2lkcxgDIAMoDRIoCghwcm9ncmVzcxgEIAEoCzIWLmxsbXJvdXRlci52MS5Qcm9ncmVzcxItCghtZXRhZGF0YRgFIAEoCzIbLmxsbXJvdXRlci52MS5DaHVua01ldGFkYXRhIoABCghQcm9ncmVzcxIZChFjb21wbGV0aW9uX3Rva2VucxgBIAEoDRISCgptYXhfdG9rZW5zGAIgASgNEhkKEXRva2Vuc19wZXJfc2Vjb25kGAMgASgBEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iQAoNQ2h1bmtNZXRhZGF0YRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2F0dGVtcHQYAyABKA0iLgoMSnNvblNuYXBzaG90EgwKBGpzb24YASABKAkSEAoIY29tcGxldGUYAiABKAgilAEKDUF0dGVtcHRGYWlsZWQSDwoHYXR0ZW1wdBgBIAEoDRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg4KBnJlYXNvbhgEIAEoCRISCgp3aWxsX3JldHJ5GAUgASgIEi4KC3JldHJ5X2RlbGF5GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uInQKDEZhbGxiYWNrVXNlZBISCgpmcm9tX21vZGVsGAEgASgJEhAKCHRvX21vZGVsGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSLQoGYWN0aW9uGAQgASgOMh0ubGxtcm91dGVyLnYxLk1pZFN0cmVhbUFjdGlvbiIYCgZQYXVzZWQSDgoGcmVhc29uGAEgASgJIgkKB1Jlc3VtZWQiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0iugEKB1RpbWluZ3MSLQoKcXVldWVfdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCnRvdGFsX3RpbWUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRdG9rZW5zX3Blcl9zZWNvbmQYBCABKAEivAEKCUNvbXBsZXRlZBIxCg1maW5pc2hfcmVhc29uGAEgASgOMhoubGxtcm91dGVyLnYxLkZpbmlzaFJlYXNvbhIiCgV1c2FnZRgCIAEoCzITLmxsbXJvdXRlci52MS5Vc2FnZRImCgd0aW1pbmdzGAMgASgLMhUubGxtcm91dGVyLnYxLlRpbWluZ3MSDQoFbW9kZWwYBCABKAkSDwoHYmFja2VuZBgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDSItCgNHYXASEwoLZnJvbV9vZmZzZXQYASABKAQSEQoJdG9fb2Zmc2V0GAIgASgEKr8BCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHwobRklOSVNIX1JFQVNPTl9TVE9QX1NFUVVFTkNFEAMSGwoXRklOSVNIX1JFQVNPTl9DQU5DRUxMRUQQBBIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAVCSFpGZ2l0aHViLmNvbS9sbG1yb3V0ZXIvbGxtcm91dGVyL2NsaWVudHMvZ28vZ2VuL2xsbXJvdXRlci92MTtsbG1yb3V0ZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_generation]);
+  fileDesc("ChlsbG1yb3V0ZXIvdjEvZXZlbnRzLnByb3RvEgxsbG1yb3V0ZXIudjEilAQKC1N0cmVhbUV2ZW50EhEKCXN0cmVhbV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgEIAEoCzIVLmxsbXJvdXRlci52MS5TdGFydGVkSAASJgoGcXVldWVkGAUgASgLMhQubGxtcm91dGVyLnYxLlF1ZXVlZEgAEiQKBWNodW5rGAYgASgLMhMubGxtcm91dGVyLnYxLkNodW5rSAASKgoEanNvbhgHIAEoCzIaLmxsbXJvdXRlci52MS5Kc29uU25hcHNob3RIABI1Cg5hdHRlbXB0X2ZhaWxlZBgIIAEoCzIbLmxsbXJvdXRlci52MS5BdHRlbXB0RmFpbGVkSAASMwoNZmFsbGJhY2tfdXNlZBgJIAEoCzIaLmxsbXJvdXRlci52MS5GYWxsYmFja1VzZWRIABImCgZwYXVzZWQYCiABKAsyFC5sbG1yb3V0ZXIudjEuUGF1c2VkSAASKAoHcmVzdW1lZBgLIAEoCzIVLmxsbXJvdXRlci52MS5SZXN1bWVkSAASLAoJY29tcGxldGVkGAwgASgLMhcubGxtcm91dGVyLnYxLkNvbXBsZXRlZEgAEiAKA2dhcBgNIAEoCzIRLmxsbXJvdXRlci52MS5HYXBIAEIGCgRraW5kImMKB1N0YXJ0ZWQSDQoFcm91dGUYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAQgASgNEhIKCm1heF90b2tlbnMYBSABKA0iGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNIpYBCgVDaHVuaxIMCgR0ZXh0GAEgASgJEhMKC3Rva2VuX2NvdW50GAIgASgNEhEKCXRva2VuX2lkcxgDIAMoDRIoCghwcm9ncmVzcxgEIAEoCzIWLmxsbXJvdXRlci52MS5Qcm9ncmVzcxItCghtZXRhZGF0YRgFIAEoCzIbLmxsbXJvdXRlci52MS5DaHVua01ldGFkYXRhIoABCghQcm9ncmVzcxIZChFjb21wbGV0aW9uX3Rva2VucxgBIAEoDRISCgptYXhfdG9rZW5zGAIgASgNEhkKEXRva2Vuc19wZXJfc2Vjb25kGAMgASgBEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoNQ2h1bmtNZXRhZGF0YRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SDgoGdGFyZ2V0GAQgASgNIi4KDEpzb25TbmFwc2hvdBIMCgRqc29uGAEgASgJEhAKCGNvbXBsZXRlGAIgASgIIt8BCg1BdHRlbXB0RmFpbGVkEg8KB2F0dGVtcHQYASABKA0SDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgtyZXRyeV9kZWxheRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZ0YXJnZXQYByABKA0SFAoMZXJyb3JfcmVhc29uGAggASgJEhMKC2h0dHBfc3RhdHVzGAkgASgNEg4KBnRva2VucxgKIAEoDSI9CgxSb3V0ZUZhaWx1cmUSLQoIYXR0ZW1wdHMYASADKAsyGy5sbG1yb3V0ZXIudjEuQXR0ZW1wdEZhaWxlZCKdAQoMRmFsbGJhY2tVc2VkEhIKCmZyb21fbW9kZWwYASABKAkSEAoIdG9fbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRItCgZhY3Rpb24YBCABKA4yHS5sbG1yb3V0ZXIudjEuTWlkU3RyZWFtQWN0aW9uEhQKDGZyb21fYmFja2VuZBgFIAEoCRIRCgl0b190YXJnZXQYBiABKA0iGAoGUGF1c2VkEg4KBnJlYXNvbhgBIAEoCSIJCgdSZXN1bWVkIk8KBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFAoMdG90YWxfdG9rZW5zGAMgASgNIroBCgdUaW1pbmdzEi0KCnF1ZXVlX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgp0b3RhbF90aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXRva2Vuc19wZXJfc2Vjb25kGAQgASgBIu8BCglDb21wbGV0ZWQSMQoNZmluaXNoX3JlYXNvbhgBIAEoDjIaLmxsbXJvdXRlci52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYAiABKAsyEy5sbG1yb3V0ZXIudjEuVXNhZ2USJgoHdGltaW5ncxgDIAEoCzIVLmxsbXJvdXRlci52MS5UaW1pbmdzEg0KBW1vZGVsGAQgASgJEg8KB2JhY2tlbmQYBSABKAkSEAoIYXR0ZW1wdHMYBiABKA0SMQoNYXR0ZW1wdF91c2FnZRgHIAMoCzIaLmxsbXJvdXRlci52MS5BdHRlbXB0VXNhZ2UicwoMQXR0ZW1wdFVzYWdlEg8KB2F0dGVtcHQYASABKA0SDgoGdGFyZ2V0GAIgASgNEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSIgoFdXNhZ2UYBSABKAsyEy5sbG1yb3V0ZXIudjEuVXNhZ2UiLQoDR2FwEhMKC2Zyb21fb2Zmc2V0GAEgASgEEhEKCXRvX29mZnNldBgCIAEoBCq/AQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEh8KG0ZJTklTSF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhsKF0ZJTklTSF9SRUFTT05fQ0FOQ0VMTEVEEAQSIAocRklOSVNIX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFQkhaRmdpdGh1Yi5jb20vbGxtcm91dGVyL2xsbXJvdXRlci9jbGllbnRzL2dvL2dlbi9sbG1yb3V0ZXIvdjE7bGxtcm91dGVydjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_generation]);
 
 /**
  * StreamEvent is one event of a generation. Offsets start at 0 and increase by
@@ -326,6 +326,14 @@ export type ChunkMetadata = Message<"llmrouter.v1.ChunkMetadata"> & {
    * @generated from field: uint32 attempt = 3;
    */
   attempt: number;
+
+  /**
+   * The index of the target in the route's target list, from 0. Under the
+   * MERGE policy it tells the interleaved outputs apart.
+   *
+   * @generated from field: uint32 target = 4;
+   */
+  target: number;
 };
 
 /**
@@ -410,6 +418,35 @@ export type AttemptFailed = Message<"llmrouter.v1.AttemptFailed"> & {
    * @generated from field: google.protobuf.Duration retry_delay = 6;
    */
   retryDelay?: Duration | undefined;
+
+  /**
+   * The index of the failed target in the route's target list, from 0.
+   *
+   * @generated from field: uint32 target = 7;
+   */
+  target: number;
+
+  /**
+   * A stable UPPER_SNAKE_CASE class of the failure: BACKEND_CONNECT,
+   * BACKEND_TIMEOUT, BACKEND_STATUS, BACKEND_PROTOCOL or BACKEND_ERROR.
+   *
+   * @generated from field: string error_reason = 8;
+   */
+  errorReason: string;
+
+  /**
+   * The HTTP status the backend answered with; 0 when there was none.
+   *
+   * @generated from field: uint32 http_status = 9;
+   */
+  httpStatus: number;
+
+  /**
+   * Tokens the attempt produced before it failed.
+   *
+   * @generated from field: uint32 tokens = 10;
+   */
+  tokens: number;
 };
 
 /**
@@ -418,6 +455,28 @@ export type AttemptFailed = Message<"llmrouter.v1.AttemptFailed"> & {
  */
 export const AttemptFailedSchema: GenMessage<AttemptFailed> = /*@__PURE__*/
   messageDesc(file_llmrouter_v1_events, 7);
+
+/**
+ * RouteFailure is a status detail of a generation that failed because every
+ * attempt its route allowed failed: each attempt, in order.
+ *
+ * @generated from message llmrouter.v1.RouteFailure
+ */
+export type RouteFailure = Message<"llmrouter.v1.RouteFailure"> & {
+  /**
+   * The failed attempts, oldest first.
+   *
+   * @generated from field: repeated llmrouter.v1.AttemptFailed attempts = 1;
+   */
+  attempts: AttemptFailed[];
+};
+
+/**
+ * Describes the message llmrouter.v1.RouteFailure.
+ * Use `create(RouteFailureSchema)` to create a new message.
+ */
+export const RouteFailureSchema: GenMessage<RouteFailure> = /*@__PURE__*/
+  messageDesc(file_llmrouter_v1_events, 8);
 
 /**
  * FallbackUsed reports a move to another target.
@@ -453,6 +512,20 @@ export type FallbackUsed = Message<"llmrouter.v1.FallbackUsed"> & {
    * @generated from field: llmrouter.v1.MidStreamAction action = 4;
    */
   action: MidStreamAction;
+
+  /**
+   * The backend that failed.
+   *
+   * @generated from field: string from_backend = 5;
+   */
+  fromBackend: string;
+
+  /**
+   * The index of the target now producing text in the route's target list.
+   *
+   * @generated from field: uint32 to_target = 6;
+   */
+  toTarget: number;
 };
 
 /**
@@ -460,7 +533,7 @@ export type FallbackUsed = Message<"llmrouter.v1.FallbackUsed"> & {
  * Use `create(FallbackUsedSchema)` to create a new message.
  */
 export const FallbackUsedSchema: GenMessage<FallbackUsed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 8);
+  messageDesc(file_llmrouter_v1_events, 9);
 
 /**
  * Paused reports that the producer stopped.
@@ -481,7 +554,7 @@ export type Paused = Message<"llmrouter.v1.Paused"> & {
  * Use `create(PausedSchema)` to create a new message.
  */
 export const PausedSchema: GenMessage<Paused> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 9);
+  messageDesc(file_llmrouter_v1_events, 10);
 
 /**
  * Resumed reports that the producer continues.
@@ -496,7 +569,7 @@ export type Resumed = Message<"llmrouter.v1.Resumed"> & {
  * Use `create(ResumedSchema)` to create a new message.
  */
 export const ResumedSchema: GenMessage<Resumed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 10);
+  messageDesc(file_llmrouter_v1_events, 11);
 
 /**
  * Usage counts tokens.
@@ -531,7 +604,7 @@ export type Usage = Message<"llmrouter.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 11);
+  messageDesc(file_llmrouter_v1_events, 12);
 
 /**
  * Timings measure one generation.
@@ -573,7 +646,7 @@ export type Timings = Message<"llmrouter.v1.Timings"> & {
  * Use `create(TimingsSchema)` to create a new message.
  */
 export const TimingsSchema: GenMessage<Timings> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 12);
+  messageDesc(file_llmrouter_v1_events, 13);
 
 /**
  * Completed is the last event of a successful or cancelled generation.
@@ -622,6 +695,13 @@ export type Completed = Message<"llmrouter.v1.Completed"> & {
    * @generated from field: uint32 attempts = 6;
    */
   attempts: number;
+
+  /**
+   * Usage per attempt (per target under MERGE); `usage` is their sum.
+   *
+   * @generated from field: repeated llmrouter.v1.AttemptUsage attempt_usage = 7;
+   */
+  attemptUsage: AttemptUsage[];
 };
 
 /**
@@ -629,7 +709,56 @@ export type Completed = Message<"llmrouter.v1.Completed"> & {
  * Use `create(CompletedSchema)` to create a new message.
  */
 export const CompletedSchema: GenMessage<Completed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 13);
+  messageDesc(file_llmrouter_v1_events, 14);
+
+/**
+ * AttemptUsage counts the tokens of one attempt.
+ *
+ * @generated from message llmrouter.v1.AttemptUsage
+ */
+export type AttemptUsage = Message<"llmrouter.v1.AttemptUsage"> & {
+  /**
+   * The attempt, counting from 1.
+   *
+   * @generated from field: uint32 attempt = 1;
+   */
+  attempt: number;
+
+  /**
+   * The index of its target in the route's target list.
+   *
+   * @generated from field: uint32 target = 2;
+   */
+  target: number;
+
+  /**
+   * The model of the target.
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+
+  /**
+   * The backend of the target.
+   *
+   * @generated from field: string backend = 4;
+   */
+  backend: string;
+
+  /**
+   * Its token counts: as the backend reported them, else one per chunk.
+   *
+   * @generated from field: llmrouter.v1.Usage usage = 5;
+   */
+  usage?: Usage | undefined;
+};
+
+/**
+ * Describes the message llmrouter.v1.AttemptUsage.
+ * Use `create(AttemptUsageSchema)` to create a new message.
+ */
+export const AttemptUsageSchema: GenMessage<AttemptUsage> = /*@__PURE__*/
+  messageDesc(file_llmrouter_v1_events, 15);
 
 /**
  * Gap marks events a slow subscriber skipped under the SKIP policy.
@@ -657,7 +786,7 @@ export type Gap = Message<"llmrouter.v1.Gap"> & {
  * Use `create(GapSchema)` to create a new message.
  */
 export const GapSchema: GenMessage<Gap> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 14);
+  messageDesc(file_llmrouter_v1_events, 16);
 
 /**
  * FinishReason is why a generation ended.

@@ -1,0 +1,255 @@
+"""The attempt loop of one generation over its route (FALLBACK, WEIGHTED, RACE).
+
+A retryable failure moves on to the next target of the round at once; once
+every target had its turn, a new round starts after an exponential backoff
+with full jitter, never sooner than a target's Retry-After or circuit allow.
+All within ``max_attempts`` and the caller's deadline. After a failure with
+text already produced, the route's mid-stream action decides: CONTINUE (the
+next attempt continues after the transcript's text), RESTART (the text is
+discarded) or FAIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from llmrouter_server.backends.base import BackendRequest, Delta
+from llmrouter_server.errors import (
+    BackendError,
+    BackendStalled,
+    BackendStatusError,
+    FailedAttempt,
+    RouteFailed,
+    Unavailable,
+)
+from llmrouter_server.routing.attempt import AttemptItem, attempt
+from llmrouter_server.routing.breaker import CircuitState
+from llmrouter_server.routing.items import AttemptFailed, AttemptStarted, FallbackUsed, RouteItem
+from llmrouter_server.routing.order import round_order
+from llmrouter_server.routing.route import Plan, Route
+from llmrouter_server.routing.transcript import Transcript
+from llmrouter_server.values import MidStreamAction, RoutePolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    index: int
+    delay: float
+
+
+class Run:
+    """Runs one generation's attempts over a route; iterate ``items()``."""
+
+    def __init__(  # noqa: PLR0913 - a run is all of these
+        self,
+        route: Route,
+        plan: Plan,
+        request: BackendRequest,
+        transcript: Transcript,
+        *,
+        stream_id: str = "",
+        rng: random.Random | None = None,
+    ) -> None:
+        self.route = route
+        self.plan = plan
+        self.request = request
+        self.transcript = transcript
+        self.stream_id = stream_id
+        self.rng = rng or random.Random()  # noqa: S311 - jitter and weights, not secrets
+        self.failures: list[FailedAttempt] = []
+        self.index = 0
+        self.number = transcript.attempts
+        self._round = 1
+        self._order: list[int] = []
+        self._position = 0
+
+    def attempt(self, index: int, number: int, lane: int = 0) -> AsyncGenerator[AttemptItem, None]:
+        """Attempt ``number`` on target ``index`` (for the policies built on a run)."""
+        return attempt(
+            self.route.targets[index], index, number, self.request, self.plan,
+            self.transcript, lane=lane, stream_id=self.stream_id,
+        )  # fmt: skip
+
+    async def items(self) -> AsyncGenerator[RouteItem, None]:
+        """Yields route items until a target finishes the generation.
+
+        Raises:
+            RouteFailed: A failure allowed no further attempt.
+            Unavailable: No target can be tried (every circuit open).
+        """
+        await self._first()
+        while True:
+            try:
+                async with aclosing(self._current()) as items:
+                    async for item in items:
+                        self._passing(item)
+                        yield item
+                return
+            except BackendError as error:
+                step = self._next_step(error)
+                yield self.failed(error, will_retry=step is not None, delay=step.delay if step else 0)
+                if step is None:
+                    raise self.route_failed() from None
+                if step.delay:
+                    await asyncio.sleep(step.delay)
+                yield self._move_to(step.index)
+
+    def failed(self, error: BackendError, *, will_retry: bool, delay: float) -> AttemptFailed:
+        """Records the failure of the current attempt; the item that reports it."""
+        target = self.route.targets[self.index]
+        tokens = sum(s.tokens for s in self.transcript.segments if s.attempt == self.number)
+        reason = error.detail if isinstance(error, BackendStalled) else _when(error.detail, tokens)
+        error.message = f"backend {error.backend!r}: {reason}"
+        self.failures.append(
+            FailedAttempt(self.number, self.index, target.model, reason, tokens, error, time.time())
+        )
+        next_move = f"goes on in {delay:.2f} s" if will_retry else "gives up"
+        logger.warning(
+            "stream %s: attempt %d on %s failed: %s; the route %s",
+            self.stream_id, self.number, target.name, reason, next_move,
+        )  # fmt: skip
+        return AttemptFailed(
+            attempt=self.number,
+            target=self.index,
+            model=target.model,
+            backend=target.backend.name,
+            reason=reason,
+            error_reason=error.reason,
+            http_status=error.status if isinstance(error, BackendStatusError) else 0,
+            tokens=tokens,
+            will_retry=will_retry,
+            retry_delay=delay,
+        )
+
+    def _passing(self, item: RouteItem) -> None:
+        """Records what goes on to the generation: the text, the current target."""
+        if isinstance(item, Delta):
+            self.transcript.extend(item)
+        elif isinstance(item, AttemptStarted):
+            self.transcript.target = item.index
+
+    def has_next_in_round(self) -> bool:
+        """True when a target later in this round is ready now."""
+        targets = self.route.targets
+        return any(targets[i].health.available() for i in self._order[self._position :])
+
+    def take_next_in_round(self) -> int:
+        """The next target of this round that is ready now (``has_next_in_round`` first)."""
+        while True:
+            index = self._order[self._position]
+            self._position += 1
+            if self.route.targets[index].health.available():
+                return index
+
+    def _current(self) -> AsyncGenerator[RouteItem, None]:
+        if self.plan.policy is RoutePolicy.RACE and not self.transcript.text():
+            from llmrouter_server.routing.race import race  # noqa: PLC0415 - race builds on Run
+
+            return race(self)
+        return self.attempt(self.index, self.number)
+
+    async def _first(self) -> None:
+        """Picks the first attempt: the target of a released stream, else the first ready."""
+        self._order = round_order(self.route, self.plan.policy, self.rng)
+        if self.transcript.attempts and self.transcript.target is not None:
+            # A continuation after a release: same attempt, same target.
+            self.index = self.transcript.target
+            self._position = self._order.index(self.index) + 1
+            return
+        step = self._new_round(delay=0.0, first=True)
+        if step is None:
+            raise self._nothing_ready()
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        self.index, self.number = step.index, 1
+
+    def _move_to(self, index: int) -> FallbackUsed:
+        failed = self.route.targets[self.index]
+        target = self.route.targets[index]
+        action = MidStreamAction.CONTINUE
+        if self.transcript.text() and self.plan.on_mid_stream_failure is MidStreamAction.RESTART:
+            action = MidStreamAction.RESTART
+            self.transcript.restart()
+        self.index, self.number = index, self.number + 1
+        return FallbackUsed(
+            from_model=failed.model,
+            from_backend=failed.backend.name,
+            to_model=target.model,
+            to_backend=target.backend.name,
+            to_target=index,
+            action=action,
+        )
+
+    def _next_step(self, error: BackendError) -> _Step | None:
+        if not error.retryable or self.number >= self.plan.max_attempts:
+            return None
+        mid_stream = bool(self.transcript.text())
+        if mid_stream and self.plan.on_mid_stream_failure is MidStreamAction.FAIL:
+            return None
+        if self.has_next_in_round():
+            return _Step(self.take_next_in_round(), 0.0)
+        self._round += 1
+        cap = self.plan.backoff.cap(self._round - 1)
+        return self._new_round(delay=self.rng.uniform(0, cap))
+
+    def _new_round(self, delay: float, *, first: bool = False) -> _Step | None:
+        """The first target of a new round that is ready within ``delay`` (or the earliest)."""
+        if not first:
+            self._order = round_order(self.route, self.plan.policy, self.rng)
+        now = time.monotonic()
+        ready = [(_ready_at(self.route, index, now), position)
+                 for position, index in enumerate(self._order)]  # fmt: skip
+        timely = [item for item in ready if item[0] <= now + delay]
+        candidates = timely or sorted(r for r in ready if r[0] != float("inf"))
+        if not candidates:
+            return None
+        at, position = min(candidates, key=lambda item: (item[0] > now + delay, item[1]))
+        wait = max(delay, at - now)
+        deadline = self.plan.deadline
+        if deadline is not None and now + wait >= deadline:
+            return None
+        self._position = position + 1
+        return _Step(self._order[position], wait)
+
+    def route_failed(self) -> RouteFailed:
+        """The error that ends the run after its last failure."""
+        count = len(self.failures)
+        last = self.failures[-1].error.message
+        message = f"route {self.route.name!r}: {last}"
+        if count > 1:
+            message = f"route {self.route.name!r}: {count} attempts failed; the last: {last}"
+        return RouteFailed(message, tuple(self.failures))
+
+    def _nothing_ready(self) -> Unavailable:
+        opens = [t.health.reopens_at() for t in self.route.targets]
+        waits = [at - time.monotonic() for at in opens if at is not None]
+        return Unavailable(
+            f"route {self.route.name!r}: every target's circuit is open after repeated failures",
+            retry_after=min(waits) if waits else None,
+        )
+
+
+def _ready_at(route: Route, index: int, now: float) -> float:
+    health = route.targets[index].health
+    if health.available():
+        return now
+    reopens = health.reopens_at()
+    if reopens is not None:
+        return max(reopens, health.not_before)
+    if health.state is CircuitState.HALF_OPEN and health.probing:
+        return float("inf")  # another generation's probe decides
+    return health.not_before  # only a Retry-After holds it back
+
+
+def _when(detail: str, tokens: int) -> str:
+    if tokens == 0:
+        return f"{detail} before the first token"
+    return f"{detail} after {tokens} token{'s' if tokens != 1 else ''}"
