@@ -21,6 +21,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from llmrouter.v1 import service_pb2, service_pb2_grpc
 
+from llmrouter_server.api.health import RouteHealth
 from llmrouter_server.api.servicer import RouterServicer
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.backends.build import build_backends
@@ -50,6 +51,8 @@ class RunningServer:
     """The health service."""
     generations: Generations
     """The domain."""
+    route_health: RouteHealth
+    """Per-route health statuses."""
 
     async def stop(self, grace: float) -> None:
         """Refuses new work, lets running generations finish for ``grace`` seconds, stops.
@@ -57,6 +60,7 @@ class RunningServer:
         Generations still running after the grace period end with UNAVAILABLE
         and the offset to resume from.
         """
+        self.route_health.stop()
         await self.health.enter_graceful_shutdown()
         self.generations.stop_accepting()
         await self.generations.drain(grace)
@@ -87,7 +91,9 @@ async def start_server(
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, generations)
+    route_health = RouteHealth(health_servicer, generations.router.routes())
+    await route_health.start()
+    return RunningServer(server, port, health_servicer, generations, route_health)
 
 
 async def serve(config: Config) -> None:

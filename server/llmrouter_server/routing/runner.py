@@ -111,9 +111,9 @@ class Run:
         self.failures.append(
             FailedAttempt(self.number, self.index, target.model, reason, tokens, error, time.time())
         )
-        next_move = f"goes on in {delay:.2f} s" if will_retry else "gives up"
+        next_move = f"next attempt in {delay:.2f} s" if will_retry else "no further attempt"
         logger.warning(
-            "stream %s: attempt %d on %s failed: %s; the route %s",
+            "stream %s: attempt %d on %s failed: %s; %s",
             self.stream_id, self.number, target.name, reason, next_move,
         )  # fmt: skip
         return AttemptFailed(
