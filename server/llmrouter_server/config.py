@@ -298,10 +298,16 @@ class Config(BaseSettings):
     def _references_resolve(self) -> Config:
         for name, route in self.routes.items():
             for index, target in enumerate(route.targets):
-                if target.backend not in self.backends:
+                backend = self.backends.get(target.backend)
+                if backend is None:
                     raise ValueError(
                         f"routes.{name}.targets.{index}.backend: unknown backend "
                         f"{target.backend!r} (configured: {', '.join(self.backends)})"
+                    )
+                if isinstance(backend, EmbeddedBackendConfig) and target.model != backend.model:
+                    raise ValueError(
+                        f"routes.{name}.targets.{index}.model: backend {target.backend!r} "
+                        f"serves only {backend.model!r}"
                     )
         if self.default_route not in self.routes:
             raise ValueError(

@@ -81,6 +81,30 @@ CASES: list[tuple[str, list[svc_pb.GenerateRequest], grpc.StatusCode, str]] = [
         INVALID,
         "start.response_format.json_schema",
     ),
+    (
+        "schema that is not JSON",
+        [start(response_format={"format": "OUTPUT_FORMAT_JSON", "json_schema": "{type"})],
+        INVALID,
+        "start.response_format.json_schema: is not JSON",
+    ),
+    (
+        "a routing override looser than the route",
+        [start(routing={"max_attempts": 4})],
+        INVALID,
+        "start.routing.max_attempts",
+    ),
+    (
+        "a RACE override on a FALLBACK route",
+        [start(routing={"policy": "ROUTE_POLICY_RACE"})],
+        INVALID,
+        "start.routing.policy",
+    ),
+    (
+        "a negative first-token timeout",
+        [start(routing={"first_token_timeout": {"seconds": -1}})],
+        INVALID,
+        "start.routing.first_token_timeout",
+    ),
     ("unknown model", [start(model="gpt-17")], grpc.StatusCode.NOT_FOUND, "start.model"),
     (
         "unknown model on a known backend",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.llama_decode import Decode, Instance, bundled_model_path
 from llmrouter_server.config import EmbeddedBackendConfig
-from llmrouter_server.errors import NotFound
+from llmrouter_server.errors import BackendError
 
 
 @dataclass(eq=False)
@@ -46,7 +46,7 @@ class EmbeddedBackend:
         path = config.model_path or bundled_model_path()
         self._workers = [
             _Worker(
-                Instance(path, config.n_ctx, config.n_threads),
+                Instance(name, path, config.n_ctx, config.n_threads),
                 ThreadPoolExecutor(1, thread_name_prefix=f"{name}-{index}"),
             )
             for index in range(config.instances)
@@ -63,10 +63,7 @@ class EmbeddedBackend:
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
         """Decodes one token per pulled delta on a free instance."""
         if request.model != self.model:
-            raise NotFound(
-                f"start.model: backend {self.name!r} serves only {self.model!r}",
-                field="start.model",
-            )
+            raise BackendError(self.name, f"serves only {self.model!r}, not {request.model!r}")
         # The router admits at most ``instances`` streams; one that just ended
         # may still be finishing its last token, so this wait is at most a token.
         worker = await self._free.get()

@@ -18,7 +18,7 @@ from llama_cpp import Llama, llama_chat_format
 from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
 from llmrouter_server.backends.base import BackendRequest, Delta
-from llmrouter_server.errors import ConfigError, InvalidArgument
+from llmrouter_server.errors import BackendError, ConfigError
 from llmrouter_server.values import FinishReason, Usage
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,7 +43,8 @@ def bundled_model_path() -> Path:
 class Instance:
     """A loaded model and its chat template."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(self, name: str, path: Path, n_ctx: int, n_threads: int | None) -> None:
+        self.name = name
         if not path.is_file():
             raise ConfigError(f"backends: model file {path} does not exist")
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
@@ -58,7 +59,8 @@ class Instance:
         """Formats and tokenizes the conversation and prepares decoding.
 
         Raises:
-            InvalidArgument: The prompt does not fit the context window.
+            BackendError: The prompt does not fit the context window, or the
+                JSON Schema cannot be compiled to a grammar (not retryable).
         """
         messages: Any = [{"role": str(m.role), "content": m.content} for m in request.messages]
         formatted = self._formatter(messages=messages)
@@ -70,19 +72,20 @@ class Instance:
         )
         room = self.llm.n_ctx() - len(tokens)
         if room <= 0:
-            raise InvalidArgument(
-                "start.messages" if len(request.messages) > 1 else "start.prompt",
-                f"the prompt is {len(tokens)} tokens; the model's context is "
+            field = "start.messages" if len(request.messages) > 1 else "start.prompt"
+            raise BackendError(
+                self.name,
+                f"{field} is {len(tokens)} tokens; the model's context is "
                 f"{self.llm.n_ctx()} tokens",
             )
-        return Decode(self.llm, tokens, request, min(request.max_tokens, room))
+        return Decode(self.llm, tokens, request, min(request.max_tokens, room), self.name)
 
 
 class Decode:
     """One generation on one instance, a token per ``step``."""
 
-    def __init__(
-        self, llm: Llama, tokens: list[int], request: BackendRequest, max_tokens: int
+    def __init__(  # noqa: PLR0913 - a decode is all of these
+        self, llm: Llama, tokens: list[int], request: BackendRequest, max_tokens: int, name: str
     ) -> None:
         self._llm = llm
         self._max_tokens = max_tokens
@@ -91,7 +94,7 @@ class Decode:
         self.produced = 0
         seed = request.sampling.seed
         llm.set_seed(llama_cpp.LLAMA_DEFAULT_SEED if seed is None else seed)
-        self._tokens = llm.generate(tokens, reset=True, **_sampling(request))
+        self._tokens = llm.generate(tokens, reset=True, **_sampling(request, name))
 
     def step(self) -> Delta:
         """Decodes one token; the returned delta carries its text, if complete."""
@@ -116,7 +119,7 @@ class Decode:
         )
 
 
-def _sampling(request: BackendRequest) -> dict[str, Any]:
+def _sampling(request: BackendRequest, name: str) -> dict[str, Any]:
     sampling = request.sampling
     options: dict[str, Any] = {
         "temp": sampling.temperature,
@@ -124,19 +127,19 @@ def _sampling(request: BackendRequest) -> dict[str, Any]:
         "top_k": sampling.top_k,
         "presence_penalty": sampling.presence_penalty,
         "frequency_penalty": sampling.frequency_penalty,
-        "grammar": _grammar(request),
+        "grammar": _grammar(request, name),
     }
     return {key: value for key, value in options.items() if value is not None}
 
 
-def _grammar(request: BackendRequest) -> LlamaGrammar | None:
+def _grammar(request: BackendRequest, name: str) -> LlamaGrammar | None:
     if not request.json_output:
         return None
     if request.json_schema:
         try:
             return LlamaGrammar.from_json_schema(request.json_schema, verbose=False)
         except (ValueError, RuntimeError) as exc:
-            raise InvalidArgument(
-                "start.response_format.json_schema", f"cannot be compiled: {exc}"
+            raise BackendError(
+                name, f"start.response_format.json_schema cannot be compiled to a grammar: {exc}"
             ) from exc
     return LlamaGrammar.from_string(JSON_GBNF, verbose=False)

@@ -106,7 +106,9 @@ class Run:
         """Records the failure of the current attempt; the item that reports it."""
         target = self.route.targets[self.index]
         tokens = sum(s.tokens for s in self.transcript.segments if s.attempt == self.number)
-        reason = error.detail if isinstance(error, BackendStalled) else _when(error.detail, tokens)
+        # A stall says when itself; a refusal (not retryable) is not about when.
+        plain = isinstance(error, BackendStalled) or not error.retryable
+        reason = error.detail if plain else _when(error.detail, tokens)
         error.message = f"backend {error.backend!r}: {reason}"
         self.failures.append(
             FailedAttempt(self.number, self.index, target.model, reason, tokens, error, time.time())

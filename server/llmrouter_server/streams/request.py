@@ -6,6 +6,7 @@ so a client can find the field at fault without reading server code.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -108,7 +109,20 @@ def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
         raise InvalidArgument(
             "start.response_format.json_schema", "is only allowed with OUTPUT_FORMAT_JSON"
         )
+    if request.json_schema:
+        _check_schema(request.json_schema)
     return _max_tokens(request.sampling, limits)
+
+
+def _check_schema(schema: str) -> None:
+    try:
+        document = json.loads(schema)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(
+            "start.response_format.json_schema", f"is not JSON: {exc.msg} at {exc.pos}"
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidArgument("start.response_format.json_schema", "must be a JSON object")
 
 
 def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
