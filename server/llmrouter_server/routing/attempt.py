@@ -9,6 +9,7 @@ stall, which frees the slot and the connection at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -68,7 +69,7 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
                 segment.add(delta)
                 yield delta
     except BackendError as error:
-        _judge(target, stream_id, lambda: target.health.failed(error.retry_after))
+        _judge(target, stream_id, functools.partial(target.health.failed, error.retry_after))
         raise
     except BaseException:
         # Closed by the consumer (released, cancelled, stopped) or by a race.

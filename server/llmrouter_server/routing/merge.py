@@ -27,7 +27,7 @@ async def merge(run: Run) -> AsyncGenerator[RouteItem, None]:
     lanes = [
         Puller(index, index + 1, run.attempt(index, index + 1, lane=index))
         for index in range(len(run.route.targets))
-        if not transcript.finished(index)
+        if not transcript.ended(index)
     ]
     for lane in lanes:
         lane.arm()
@@ -38,7 +38,7 @@ async def merge(run: Run) -> AsyncGenerator[RouteItem, None]:
                 item = _settle(run, running, lane)
                 if item is not None:
                     yield item
-        if run.failures and len(run.failures) == len(run.route.targets):
+        if not any(transcript.finished(index) for index in range(len(run.route.targets))):
             raise run.route_failed()
     finally:
         await close_all(lanes)
@@ -53,7 +53,7 @@ def _settle(run: Run, running: list[Puller], lane: Puller) -> RouteItem | None:
     except BackendError as error:
         running.remove(lane)
         run.index, run.number = lane.index, lane.number
-        return run.failed(error, will_retry=False, delay=0.0)
+        return run.failed(error, will_retry=False, delay=0.0, lane=lane.index)
     lane.arm()
     if isinstance(item, Delta):
         run.transcript.extend(item, lane=lane.index)

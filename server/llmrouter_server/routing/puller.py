@@ -35,10 +35,10 @@ async def _next(items: AsyncGenerator[AttemptItem, None]) -> AttemptItem:
     return await anext(items)
 
 
-async def wait_any(pullers: Iterable[Puller], timeout: float | None = None) -> list[Puller]:
-    """The pullers whose pull is done, waiting until one is (or the timeout)."""
+async def wait_any(pullers: Iterable[Puller], within: float | None = None) -> list[Puller]:
+    """The pullers whose pull is done, waiting until one is (at most ``within`` seconds)."""
     waiting = {puller.pull: puller for puller in pullers}
-    done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(waiting, timeout=within, return_when=asyncio.FIRST_COMPLETED)
     return [waiting[task] for task in done]
 
 

@@ -140,11 +140,11 @@ def tighten(plan: Plan, overrides: Overrides, deadline: float | None) -> Plan:
             f"{plan.policy.upper()} (FALLBACK or WEIGHTED may be asked for)",
         )
     action = overrides.on_mid_stream_failure
-    if action is not None and action is not MidStreamAction.FAIL:
-        if plan.on_mid_stream_failure is MidStreamAction.FAIL:
-            raise InvalidArgument(
-                field + "on_mid_stream_failure", "this route fails mid-stream; only FAIL is allowed"
-            )
+    fails = plan.on_mid_stream_failure is MidStreamAction.FAIL
+    if action is not None and action is not MidStreamAction.FAIL and fails:
+        raise InvalidArgument(
+            field + "on_mid_stream_failure", "this route fails mid-stream; only FAIL is allowed"
+        )
     return replace(
         plan,
         policy=policy or plan.policy,

@@ -12,7 +12,7 @@ import random
 from collections.abc import AsyncGenerator, Mapping
 
 from llmrouter_server.backends.base import Backend, BackendRequest
-from llmrouter_server.config import BreakerConfig, Config
+from llmrouter_server.config import BreakerConfig, Config, TargetConfig
 from llmrouter_server.errors import InvalidArgument, NotFound
 from llmrouter_server.routing.breaker import TargetHealth
 from llmrouter_server.routing.items import RouteItem
@@ -27,7 +27,7 @@ from llmrouter_server.values import RoutePolicy
 class Router:
     """Resolves model names and runs generations over routes."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the router is built once, from all of these
         self,
         routes: Mapping[str, Route],
         default_route: str,
@@ -153,6 +153,19 @@ class TargetHealthBook:
         return list(self._health.values())
 
 
+def _target(
+    config: TargetConfig,
+    backends: Mapping[str, Backend],
+    slots: Mapping[str, Slots],
+    health: TargetHealthBook,
+) -> Target:
+    backend = config.backend
+    return Target(
+        backends[backend], config.model, slots[backend], health.get(backend, config.model),
+        config.weight,
+    )  # fmt: skip
+
+
 def build_router(config: Config, backends: Mapping[str, Backend]) -> Router:
     """Builds the router of a configuration over already-built backends."""
     slots = {name: Slots(backend.max_concurrency) for name, backend in backends.items()}
@@ -160,13 +173,7 @@ def build_router(config: Config, backends: Mapping[str, Backend]) -> Router:
     routes = {
         name: Route(
             name,
-            tuple(
-                Target(
-                    backends[t.backend], t.model, slots[t.backend],
-                    health.get(t.backend, t.model), t.weight,
-                )  # fmt: skip
-                for t in route.targets
-            ),
+            tuple(_target(t, backends, slots, health) for t in route.targets),
             plan_of(route),
         )
         for name, route in config.routes.items()

@@ -64,7 +64,6 @@ class Run:
         self.transcript = transcript
         self.stream_id = stream_id
         self.rng = rng or random.Random()  # noqa: S311 - jitter and weights, not secrets
-        self.failures: list[FailedAttempt] = []
         self.index = 0
         self.number = transcript.attempts
         self._round = 1
@@ -92,17 +91,21 @@ class Run:
                     async for item in items:
                         self._passing(item)
                         yield item
-                return
             except BackendError as error:
                 step = self._next_step(error)
-                yield self.failed(error, will_retry=step is not None, delay=step.delay if step else 0)
+                delay = step.delay if step else 0.0
+                yield self.failed(error, will_retry=step is not None, delay=delay)
                 if step is None:
                     raise self.route_failed() from None
                 if step.delay:
                     await asyncio.sleep(step.delay)
                 yield self._move_to(step.index)
+            else:
+                return
 
-    def failed(self, error: BackendError, *, will_retry: bool, delay: float) -> AttemptFailed:
+    def failed(
+        self, error: BackendError, *, will_retry: bool, delay: float, lane: int = 0
+    ) -> AttemptFailed:
         """Records the failure of the current attempt; the item that reports it."""
         target = self.route.targets[self.index]
         tokens = sum(s.tokens for s in self.transcript.segments if s.attempt == self.number)
@@ -110,9 +113,10 @@ class Run:
         plain = isinstance(error, BackendStalled) or not error.retryable
         reason = error.detail if plain else _when(error.detail, tokens)
         error.message = f"backend {error.backend!r}: {reason}"
-        self.failures.append(
-            FailedAttempt(self.number, self.index, target.model, reason, tokens, error, time.time())
+        failure = FailedAttempt(
+            self.number, self.index, target.model, reason, tokens, error, time.time()
         )
+        self.transcript.fail(failure, lane)
         next_move = f"next attempt in {delay:.2f} s" if will_retry else "no further attempt"
         logger.warning(
             "stream %s: attempt %d on %s failed: %s; %s",
@@ -153,7 +157,7 @@ class Run:
 
     def _current(self) -> AsyncGenerator[RouteItem, None]:
         if self.plan.policy is RoutePolicy.RACE and not self.transcript.text():
-            from llmrouter_server.routing.race import race  # noqa: PLC0415 - race builds on Run
+            from llmrouter_server.routing.race import race
 
             return race(self)
         return self.attempt(self.index, self.number)
@@ -223,12 +227,13 @@ class Run:
 
     def route_failed(self) -> RouteFailed:
         """The error that ends the run after its last failure."""
-        count = len(self.failures)
-        last = self.failures[-1].error.message
+        failures = self.transcript.failures
+        count = len(failures)
+        last = failures[-1].error.message
         message = f"route {self.route.name!r}: {last}"
         if count > 1:
             message = f"route {self.route.name!r}: {count} attempts failed; the last: {last}"
-        return RouteFailed(message, tuple(self.failures))
+        return RouteFailed(message, tuple(failures))
 
     def _nothing_ready(self) -> Unavailable:
         opens = [t.health.reopens_at() for t in self.route.targets]

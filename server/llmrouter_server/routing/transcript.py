@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmrouter_server.backends.base import Delta
+from llmrouter_server.errors import FailedAttempt
 from llmrouter_server.values import Usage
 
 
@@ -50,6 +51,7 @@ class _Lane:
     text: list[str] = field(default_factory=list)
     tokens: int = 0
     finished: bool = False
+    failed: bool = False
 
 
 class Transcript:
@@ -57,6 +59,7 @@ class Transcript:
 
     Attributes:
         segments: Every backend stream, in order; usage is their sum.
+        failures: Every failed attempt, in order.
         attempts: The highest attempt number started.
         target: The target of the attempt whose text was passed on last; a
             continuation after a release goes back to it.
@@ -68,6 +71,7 @@ class Transcript:
 
     def __init__(self) -> None:
         self.segments: list[Segment] = []
+        self.failures: list[FailedAttempt] = []
         self.attempts = 0
         self.target: int | None = None
         self._lanes: dict[int, _Lane] = {}
@@ -97,10 +101,20 @@ class Transcript:
         state = self._lanes.get(lane)
         return state.tokens if state else 0
 
+    def fail(self, failure: FailedAttempt, lane: int = 0) -> None:
+        """Records a failed attempt; under MERGE its lane is over."""
+        self.failures.append(failure)
+        self._lanes.setdefault(lane, _Lane()).failed = True
+
     def finished(self, lane: int) -> bool:
         """True once the lane's backend said it was done."""
         state = self._lanes.get(lane)
         return state.finished if state else False
+
+    def ended(self, lane: int) -> bool:
+        """True once the lane finished or failed (MERGE does not start it again)."""
+        state = self._lanes.get(lane)
+        return state is not None and (state.finished or state.failed)
 
     def restart(self, lane: int = 0) -> None:
         """Forgets the text of a lane (RESTART); usage keeps counting."""

@@ -76,7 +76,7 @@ class Settings:
 class Generation:
     """A generation, its replay log and its producer."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - a generation is all of these
         self,
         stream_id: str,
         request: GenerationRequest,
