@@ -272,8 +272,7 @@ class RouteFailed(RouterError):
     def rate_limited(self) -> bool:
         """True when every attempt was refused with HTTP 429."""
         return all(
-            isinstance(a.error, BackendStatusError) and a.error.status == 429
-            for a in self.attempts
+            isinstance(a.error, BackendStatusError) and a.error.status == 429 for a in self.attempts
         )
 
 

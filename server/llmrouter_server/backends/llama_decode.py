@@ -84,7 +84,7 @@ class Instance:
 class Decode:
     """One generation on one instance, a token per ``step``."""
 
-    def __init__(  # noqa: PLR0913 - a decode is all of these
+    def __init__(
         self, llm: Llama, tokens: list[int], request: BackendRequest, max_tokens: int, name: str
     ) -> None:
         self._llm = llm

@@ -365,6 +365,12 @@ class Generation:
 
     def _finish_cancelled(self) -> None:
         error = self._cancel_error
+        logger.info(
+            "stream %s cancelled at offset %d: %s",
+            self.stream_id,
+            self.log.next_offset,
+            error.message if error is not None else "by its caller",
+        )
         if error is None:
             self.log.append(self.tally.completed(cancelled=True))
             self._set_state(StreamState.CANCELLED)

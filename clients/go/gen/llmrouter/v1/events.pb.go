@@ -344,9 +344,11 @@ type Started struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The route that serves the generation.
 	Route string `protobuf:"bytes,1,opt,name=route,proto3" json:"route,omitempty"`
-	// The model of the first target tried.
+	// The model of the route's first target (tried first under FALLBACK and
+	// RACE; under WEIGHTED the first attempt may go elsewhere, as chunk metadata,
+	// `attempt_failed` and `completed` tell).
 	Model string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
-	// The backend of the first target tried.
+	// The backend of the route's first target.
 	Backend string `protobuf:"bytes,3,opt,name=backend,proto3" json:"backend,omitempty"`
 	// Tokens in the prompt, when the backend counts them before generating.
 	PromptTokens uint32 `protobuf:"varint,4,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`

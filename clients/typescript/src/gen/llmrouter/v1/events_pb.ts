@@ -153,14 +153,16 @@ export type Started = Message<"llmrouter.v1.Started"> & {
   route: string;
 
   /**
-   * The model of the first target tried.
+   * The model of the route's first target (tried first under FALLBACK and
+   * RACE; under WEIGHTED the first attempt may go elsewhere, as chunk metadata,
+   * `attempt_failed` and `completed` tell).
    *
    * @generated from field: string model = 2;
    */
   model: string;
 
   /**
-   * The backend of the first target tried.
+   * The backend of the route's first target.
    *
    * @generated from field: string backend = 3;
    */
