@@ -123,7 +123,7 @@ class EmbeddedBackendConfig(_Section):
     """When this backend's targets are skipped after failures."""
 
 
-class _HTTPBackendConfig(_Section):
+class HTTPBackendConfig(_Section):
     """What every HTTP provider backend has."""
 
     base_url: str
@@ -152,7 +152,7 @@ class _HTTPBackendConfig(_Section):
         return value
 
 
-class OpenAIBackendConfig(_HTTPBackendConfig):
+class OpenAIBackendConfig(HTTPBackendConfig):
     """An OpenAI-compatible ``/v1/chat/completions`` server."""
 
     kind: Literal["openai"] = "openai"
@@ -163,7 +163,7 @@ class OpenAIBackendConfig(_HTTPBackendConfig):
     """The environment variable holding the API key (sent as a bearer token)."""
 
 
-class AnthropicBackendConfig(_HTTPBackendConfig):
+class AnthropicBackendConfig(HTTPBackendConfig):
     """The Anthropic Messages API (``/v1/messages``)."""
 
     kind: Literal["anthropic"] = "anthropic"

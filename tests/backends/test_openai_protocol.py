@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.openai import OpenAIBackend
 from llmrouter_server.config import OpenAIBackendConfig
-from llmrouter_server.errors import BackendConnectError, BackendError, BackendStatusError
-from llmrouter_server.values import FinishReason, Usage
-from llmrouter_server.values import Message, Role, Sampling
+from llmrouter_server.errors import (
+    BackendConnectError,
+    BackendError,
+    BackendProtocolError,
+    BackendStatusError,
+)
+from llmrouter_server.values import FinishReason, Message, Role, Sampling, Usage
 from tests.backends.upstream import free_port
-from tests.helpers import error_info, generate, loopback_config, serving, start
+from tests.helpers import error_info, generate, kinds, loopback_config, serving, start
 
 REQUEST = BackendRequest(
     model="gpt-test",
@@ -49,8 +56,14 @@ def _sse(body: str) -> httpx.Response:
     return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
 
-async def _collect(stream: AsyncIterator[Delta]) -> list[Delta]:
-    return [delta async for delta in stream]
+async def _collect(
+    stream: AsyncIterator[Delta], received: list[Delta] | None = None
+) -> list[Delta]:
+    """Every delta, kept in ``received`` as they arrive so a failure keeps them."""
+    received = [] if received is None else received
+    async for delta in stream:
+        received.append(delta)
+    return received
 
 
 async def test_sends_a_streaming_chat_completion_request() -> None:
@@ -84,8 +97,7 @@ async def test_sends_a_streaming_chat_completion_request() -> None:
     assert deltas == [
         Delta(text="Hel", token_count=1),
         Delta(text="lo", token_count=1),
-        Delta(finish_reason=FinishReason.STOP),
-        Delta(usage=Usage(9, 2)),
+        Delta(finish_reason=FinishReason.STOP, usage=Usage(9, 2)),
     ]
 
 
@@ -119,27 +131,140 @@ async def test_error_status_raises_backend_status_error(status: int, retryable: 
     assert f"HTTP {status}: upstream says {status}" in caught.value.message
 
 
-async def test_malformed_event_raises_backend_error() -> None:
+async def test_a_continuation_is_a_trailing_assistant_message() -> None:
+    seen: list[httpx.Request] = []
+
     def handler(request: httpx.Request) -> httpx.Response:
-        return _sse("data: {not json\n\n")
+        seen.append(request)
+        return _sse(SSE_OK)
 
-    with pytest.raises(BackendError, match="malformed stream event"):
-        await _collect(_backend(httpx.MockTransport(handler)).stream(REQUEST))
+    request = replace(REQUEST, json_schema="", continuation="Once upon ")
+    await _collect(_backend(httpx.MockTransport(handler)).stream(request))
+
+    body = json.loads(seen[0].content)
+    assert body["messages"][-1] == {"role": "assistant", "content": "Once upon "}
+    assert body["response_format"] == {"type": "json_object"}
 
 
-async def test_a_response_that_is_not_an_event_stream_raises_backend_error() -> None:
+@pytest.mark.parametrize(
+    ("body", "deltas"),
+    [
+        pytest.param(
+            'data: {"choices": [{"delta": {"content": "Hi"}, "finish_reason": "length"}]}\n\n',
+            [Delta(text="Hi", token_count=1), Delta(finish_reason=FinishReason.LENGTH)],
+            id="finish-without-done",
+        ),
+        pytest.param(
+            'data: {"choices": [{"delta": {"content": "Hi"}, "finish_reason": null}]}\n\n'
+            'data: {"choices": [{"delta": {}, "finish_reason": "content_filter"}]}\n\n'
+            "data: [DONE]\n\n",
+            [Delta(text="Hi", token_count=1), Delta(finish_reason=FinishReason.CONTENT_FILTER)],
+            id="finish-without-usage",
+        ),
+        pytest.param(
+            'data: {"choices": [{"delta": {"content": "Hi"}, "finish_reason": "eos"}]}\n\n'
+            "data: [DONE]\n\n",
+            [Delta(text="Hi", token_count=1), Delta(finish_reason=FinishReason.STOP)],
+            id="unknown-finish-reason",
+        ),
+        pytest.param(
+            'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\ndata: [DONE]\n\n',
+            [Delta(text="Hi", token_count=1)],
+            id="done-without-finish",
+        ),
+    ],
+)
+async def test_how_a_stream_may_end(body: str, deltas: list[Delta]) -> None:
+    backend = _backend(httpx.MockTransport(lambda request: _sse(body)))
+
+    assert await _collect(backend.stream(REQUEST)) == deltas
+
+
+async def test_a_body_that_ends_before_a_finish_or_done_is_a_protocol_error() -> None:
+    body = 'data: {"choices": [{"delta": {"content": "Hel"}, "finish_reason": null}]}\n\n'
+    backend = _backend(httpx.MockTransport(lambda request: _sse(body)))
+    received: list[Delta] = []
+
+    with pytest.raises(BackendProtocolError) as caught:
+        await _collect(backend.stream(REQUEST), received)
+
+    assert received == [Delta(text="Hel", token_count=1)]
+    assert caught.value.message == "backend 'remote': upstream closed the stream before it ended"
+    assert caught.value.retryable is True
+
+
+async def test_an_error_event_mid_stream_is_retryable() -> None:
+    body = (
+        'data: {"choices": [{"delta": {"content": "Hel"}, "finish_reason": null}]}\n\n'
+        'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
+    )
+    backend = _backend(httpx.MockTransport(lambda request: _sse(body)))
+
+    with pytest.raises(BackendError) as caught:
+        await _collect(backend.stream(REQUEST))
+
+    assert type(caught.value) is BackendError
+    assert caught.value.message == (
+        "backend 'remote': upstream reported an error mid-stream: The server had an error"
+    )
+    assert caught.value.retryable is True
+
+
+@pytest.mark.parametrize("data", ["{not json", "[1]", '{"choices": "none"}', '{"choices": [3]}'])
+async def test_malformed_event_raises_protocol_error(data: str) -> None:
+    backend = _backend(httpx.MockTransport(lambda request: _sse(f"data: {data}\n\n")))
+
+    with pytest.raises(BackendProtocolError) as caught:
+        await _collect(backend.stream(REQUEST))
+
+    assert caught.value.message == f"backend 'remote': malformed stream event: {data!r}"
+
+
+async def test_a_response_that_is_not_an_event_stream_raises_protocol_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"choices": []})
 
-    with pytest.raises(BackendError, match="not an event stream"):
+    with pytest.raises(BackendProtocolError) as caught:
         await _collect(_backend(httpx.MockTransport(handler)).stream(REQUEST))
+
+    assert caught.value.message == (
+        "backend 'remote': answered with content-type 'application/json', not an event stream"
+    )
 
 
 async def test_refused_connection_raises_connect_error() -> None:
-    config = OpenAIBackendConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key_env=None)
+    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    backend = OpenAIBackend("down", OpenAIBackendConfig(base_url=base_url, api_key_env=None))
 
-    with pytest.raises(BackendConnectError):
-        await _collect(OpenAIBackend("down", config).stream(REQUEST))
+    with pytest.raises(BackendConnectError) as caught:
+        await _collect(backend.stream(REQUEST))
+    await backend.close()
+
+    assert caught.value.message == (
+        f"backend 'down': could not connect to {base_url}: connection refused"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("All connection attempts failed"),
+        httpx.ConnectTimeout("timed out"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("[Errno 104] Connection reset by peer"),
+    ],
+)
+async def test_no_message_names_an_httpx_exception(error: httpx.HTTPError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    with pytest.raises(BackendError) as caught:
+        await _collect(_backend(httpx.MockTransport(handler)).stream(REQUEST))
+
+    assert str(error) not in caught.value.message
+    assert type(error).__name__ not in caught.value.message
+    assert "httpx" not in caught.value.message
 
 
 async def test_upstream_429_reaches_the_client_as_resource_exhausted_with_retry_info() -> None:
@@ -169,23 +294,27 @@ async def test_upstream_429_reaches_the_client_as_resource_exhausted_with_retry_
 
 
 async def test_unreachable_upstream_is_unavailable_with_the_offset() -> None:
+    base_url = f"http://127.0.0.1:{free_port()}/v1"
     config = loopback_config(
-        backends={
-            "down": {
-                "kind": "openai",
-                "base_url": f"http://127.0.0.1:{free_port()}/v1",
-                "api_key_env": None,
-            }
-        },
-        routes={"down-model": {"targets": [{"backend": "down", "model": "m"}]}},
+        backends={"down": {"kind": "openai", "base_url": base_url, "api_key_env": None}},
+        routes={"down-model": {"targets": [{"backend": "down", "model": "m"}], "max_attempts": 1}},
         default_route="down-model",
     )
+    events: list[Any] = []
     async with serving(config) as served:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await generate(served.stub, start())
+            await _generate_into(served.stub, events)
 
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "backend 'down'" in caught.value.details()
+    assert f"could not connect to {base_url}: connection refused" in caught.value.details()
     info = error_info(caught.value)
     assert info.reason == "BACKEND_CONNECT"
-    assert info.metadata["offset"] == "1"
+    assert kinds(events)[0] == "started"
+    assert info.metadata["offset"] == str(len(events))
+
+
+async def _generate_into(stub: svc_grpc.RouterServiceStub, events: list[Any]) -> None:
+    """Runs one Generate call, keeping its events as they arrive (so a failure keeps them)."""
+    async for response in stub.Generate(iter([start()])):
+        events.append(response.event)  # noqa: PERF401 (kept as they come, for the failure)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llmrouter_server.backends.scripted import ScriptedBackend, words
-from llmrouter_server.errors import AlreadyExists, NotFound
 from llmrouter_server.config import Config
+from llmrouter_server.errors import AlreadyExists, NotFound
 from llmrouter_server.routing.router import Router, build_router
 from llmrouter_server.streams.generation import Generation, Settings
 from llmrouter_server.streams.log import Window

@@ -12,8 +12,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
-from llmrouter_server.values import FinishReason, Usage
-from llmrouter_server.values import Message, Sampling
+from llmrouter_server.values import FinishReason, Message, Sampling, Usage
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,32 +1,36 @@
-"""An OpenAI-compatible ``/v1/chat/completions`` backend over httpx and SSE.
+"""An OpenAI-compatible ``/v1/chat/completions`` backend over SSE.
 
 Works with OpenAI and the servers that copy its API (vLLM, llama.cpp's
-server, llama-cpp-python's server, Ollama, LM Studio, TGI). The response body
-is read only as fast as deltas are pulled, so a slow consumer leaves bytes in
-the socket and TCP pushes back on the provider; closing the stream closes the
-connection, which is how the provider learns to stop.
+server, llama-cpp-python's server, Ollama, LM Studio, TGI). The connection
+pool, the streaming POST and the wording of failures are shared with the
+other HTTP providers (``backends/http.py``); this module owns the request
+body and the reading of chat completion chunks.
+
+The body is read only as fast as deltas are pulled, so a slow consumer leaves
+bytes in the socket and TCP pushes back on the provider; closing the stream
+closes the connection, which is how the provider learns to stop.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from llmrouter_server.backends.base import BackendRequest, Delta
-from llmrouter_server.backends.sse import read_events
-from llmrouter_server.config import OpenAIBackendConfig
-from llmrouter_server.errors import (
-    BackendConnectError,
-    BackendError,
-    BackendStatusError,
-    BackendTimeout,
+from llmrouter_server.backends.http import (
+    EventStreamClient,
+    api_key,
+    ended_early,
+    error_text,
+    malformed_event,
+    mid_stream_error,
+    parse_event,
 )
+from llmrouter_server.config import OpenAIBackendConfig
 from llmrouter_server.values import FinishReason, Usage
 
 _FINISH_REASONS = {
@@ -57,78 +61,46 @@ class OpenAIBackend:
         """
         self.name = name
         self.max_concurrency = config.max_concurrency
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url,
-            headers=_auth_headers(config.api_key_env),
-            timeout=httpx.Timeout(
-                config.read_timeout_seconds, connect=config.connect_timeout_seconds
-            ),
-            transport=transport or _transport(config),
-        )
+        key = api_key(config.api_key_env)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = EventStreamClient(name, config, headers, transport)
 
     async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
-        """Posts the request with ``stream: true`` and yields one delta per SSE event."""
-        async with self._response(_payload(request)) as response:
-            async for sse in read_events(response.aiter_bytes()):
+        """Posts the request with ``stream: true``; yields a delta per content chunk.
+
+        The finish reason and the usage (which OpenAI sends in a chunk of its
+        own after the finish) come together on the last delta. The stream ends
+        at ``data: [DONE]``, or at the end of the body after a finish reason
+        (some servers omit ``[DONE]``); a body that ends before both is an error.
+        """
+        finish: FinishReason | None = None
+        usage: Usage | None = None
+        async with self._http.post("chat/completions", _payload(request)) as events:
+            async for sse in events:
                 if sse.data == "[DONE]":
-                    return
-                delta = _delta(self.name, sse.data)
-                if delta is not None:
-                    yield delta
+                    break
+                chunk = _chunk(self.name, sse.data)
+                finish, usage = chunk.finish or finish, chunk.usage or usage
+                if chunk.text:
+                    yield Delta(text=chunk.text, token_count=1)
+            else:
+                if finish is None:
+                    raise ended_early(self.name)
+        if finish is not None or usage is not None:
+            yield Delta(finish_reason=finish, usage=usage)
 
     async def close(self) -> None:
         """Closes the connection pool."""
-        await self._client.aclose()
-
-    @asynccontextmanager
-    async def _response(self, payload: dict[str, Any]) -> AsyncIterator[httpx.Response]:
-        headers = {"Accept": "text/event-stream"}
-        try:
-            async with self._client.stream(
-                "POST", "chat/completions", json=payload, headers=headers
-            ) as response:
-                await self._check_status(response)
-                yield response
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(self.name, f"{type(exc).__name__} after no answer") from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise BackendConnectError(self.name, f"{type(exc).__name__}: {exc}") from exc
-
-    async def _check_status(self, response: httpx.Response) -> None:
-        if response.status_code < 400:
-            kind = response.headers.get("content-type", "").partition(";")[0].strip()
-            if kind != "text/event-stream":
-                raise BackendError(self.name, f"not an event stream: content-type {kind!r}")
-            return
-        body = (await response.aread()).decode(errors="replace")
-        raise BackendStatusError(
-            self.name,
-            response.status_code,
-            _error_message(body),
-            retry_after=_retry_after(response.headers.get("retry-after")),
-        )
+        await self._http.aclose()
 
 
-def _transport(config: OpenAIBackendConfig) -> httpx.AsyncHTTPTransport:
-    size = config.receive_buffer_bytes
-    # The options apply once the connection is up: the buffer bounds what the
-    # kernel holds for us, the clamp bounds the window the upstream may fill.
-    options = (
-        [
-            (socket.SOL_SOCKET, socket.SO_RCVBUF, size),
-            (socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, size),
-        ]
-        if size
-        else []
-    )
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=config.max_concurrency), socket_options=options
-    )
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """What one ``chat.completion.chunk`` carries."""
 
-
-def _auth_headers(api_key_env: str | None) -> dict[str, str]:
-    key = os.environ.get(api_key_env) if api_key_env else None
-    return {"Authorization": f"Bearer {key}"} if key else {}
+    text: str = ""
+    finish: FinishReason | None = None
+    usage: Usage | None = None
 
 
 def _payload(request: BackendRequest) -> dict[str, Any]:
@@ -172,44 +144,30 @@ def _response_format(request: BackendRequest) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
-def _delta(backend: str, data: str) -> Delta | None:
-    try:
-        payload = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise BackendError(backend, f"malformed stream event: {data[:200]!r}") from exc
+def _chunk(backend: str, data: str) -> _Chunk:
+    payload = parse_event(backend, data)
     if "error" in payload:
-        raise BackendError(backend, _error_message(data))
-    choices = payload.get("choices") or []
-    usage = _usage(payload.get("usage"))
-    if not choices:
-        return Delta(usage=usage) if usage else None
+        message = error_text(payload) or "no message"
+        raise mid_stream_error(backend, message, retryable=True)
+    choices = payload.get("choices") or [{}]
+    if not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise malformed_event(backend, data)
     choice = choices[0]
-    text = (choice.get("delta") or {}).get("content") or ""
+    delta = choice.get("delta")
+    text = delta.get("content") if isinstance(delta, dict) else None
     reason = choice.get("finish_reason")
-    finish = _FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None
-    if not text and finish is None and usage is None:
+    return _Chunk(
+        text=text if isinstance(text, str) else "",
+        finish=_FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None,
+        usage=_usage(payload.get("usage")),
+    )
+
+
+def _usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict) or not raw:
         return None
-    return Delta(text=text, token_count=1 if text else 0, finish_reason=finish, usage=usage)
+    return Usage(_count(raw.get("prompt_tokens")), _count(raw.get("completion_tokens")))
 
 
-def _usage(raw: dict[str, Any] | None) -> Usage | None:
-    if not raw:
-        return None
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-
-
-def _error_message(body: str) -> str:
-    try:
-        error = json.loads(body).get("error")
-    except (json.JSONDecodeError, AttributeError):
-        return body[:500]
-    if isinstance(error, dict):
-        return str(error.get("message") or error)[:500]
-    return str(error or body)[:500]
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0

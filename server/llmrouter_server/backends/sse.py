@@ -11,7 +11,7 @@ line ends (WHATWG HTML, "Server-sent events", §9.2.6).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 _COMPACT_AT = 16 * 1024
@@ -28,7 +28,7 @@ class ServerSentEvent:
     """The ``event:`` name."""
 
 
-async def read_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
     """Yields the events of an SSE body, one network read buffered at a time."""
     buffer = bytearray()
     start = 0
