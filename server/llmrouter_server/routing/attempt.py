@@ -51,9 +51,16 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
     Raises:
         BackendError: The attempt failed.
     """
-    async with aclosing(target.slots.acquire()) as positions:
-        async for position in positions:
-            yield Waiting(position)
+    if not target.health.claim():
+        # Another generation's probe decides this half-open circuit first.
+        raise BackendError(target.backend.name, "skipped: its circuit is open", retryable=True)
+    try:
+        async with aclosing(target.slots.acquire()) as positions:
+            async for position in positions:
+                yield Waiting(position)
+    except BaseException:
+        target.health.abandoned()
+        raise
     segment = transcript.begin(Segment(number, index, target.model, target.backend.name))
     try:
         yield AttemptStarted(target, index, number)

@@ -75,6 +75,18 @@ class TargetHealth:
             return None
         return self._opened_at + self.cooldown
 
+    def ready_in(self) -> float:
+        """Seconds until an attempt may start: 0 now, ``inf`` while another probe decides."""
+        if self.available():
+            return 0.0
+        now = self.clock()
+        reopens = self.reopens_at()
+        if reopens is not None:
+            return max(reopens, self._not_before) - now
+        if self.state is CircuitState.HALF_OPEN and self._probing:
+            return float("inf")
+        return self._not_before - now  # only a Retry-After holds it back
+
     def available(self) -> bool:
         """True when an attempt may start now (without claiming the probe)."""
         if self.clock() < self._not_before:

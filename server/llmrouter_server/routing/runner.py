@@ -171,10 +171,9 @@ class Run:
             self._position = self._order.index(self.index) + 1
             return
         step = self._new_round(delay=0.0, first=True)
-        if step is None:
-            raise self._nothing_ready()
-        if step.delay:
-            await asyncio.sleep(step.delay)
+        if step is None or step.delay:
+            # Nothing can start now: say when instead of waiting in silence.
+            raise self._nothing_ready(step.delay if step else None)
         self.index, self.number = step.index, 1
 
     def _move_to(self, index: int) -> FallbackUsed:
@@ -210,17 +209,17 @@ class Run:
         """The first target of a new round that is ready within ``delay`` (or the earliest)."""
         if not first:
             self._order = round_order(self.route, self.plan.policy, self.rng)
-        now = time.monotonic()
-        ready = [(_ready_at(self.route, index, now), position)
+        targets = self.route.targets
+        ready = [(targets[index].health.ready_in(), position)
                  for position, index in enumerate(self._order)]  # fmt: skip
-        timely = [item for item in ready if item[0] <= now + delay]
-        candidates = timely or sorted(r for r in ready if r[0] != float("inf"))
+        timely = [item for item in ready if item[0] <= delay]
+        candidates = timely or sorted(item for item in ready if item[0] != float("inf"))
         if not candidates:
             return None
-        at, position = min(candidates, key=lambda item: (item[0] > now + delay, item[1]))
-        wait = max(delay, at - now)
+        ready_in, position = min(candidates, key=lambda item: (item[0] > delay, item[1]))
+        wait = max(delay, ready_in)
         deadline = self.plan.deadline
-        if deadline is not None and now + wait >= deadline:
+        if deadline is not None and time.monotonic() + wait >= deadline:
             return None
         self._position = position + 1
         return _Step(self._order[position], wait)
@@ -235,25 +234,12 @@ class Run:
             message = f"route {self.route.name!r}: {count} attempts failed; the last: {last}"
         return RouteFailed(message, tuple(failures))
 
-    def _nothing_ready(self) -> Unavailable:
-        opens = [t.health.reopens_at() for t in self.route.targets]
-        waits = [at - time.monotonic() for at in opens if at is not None]
-        return Unavailable(
-            f"route {self.route.name!r}: every target's circuit is open after repeated failures",
-            retry_after=min(waits) if waits else None,
-        )
-
-
-def _ready_at(route: Route, index: int, now: float) -> float:
-    health = route.targets[index].health
-    if health.available():
-        return now
-    reopens = health.reopens_at()
-    if reopens is not None:
-        return max(reopens, health.not_before)
-    if health.state is CircuitState.HALF_OPEN and health.probing:
-        return float("inf")  # another generation's probe decides
-    return health.not_before  # only a Retry-After holds it back
+    def _nothing_ready(self, wait: float | None) -> Unavailable:
+        if all(t.health.state is CircuitState.OPEN for t in self.route.targets):
+            why = "every target's circuit is open after repeated failures"
+        else:
+            why = "no target can take a generation now (open circuits, Retry-After)"
+        return Unavailable(f"route {self.route.name!r}: {why}", retry_after=wait)
 
 
 def _when(detail: str, tokens: int) -> str:
