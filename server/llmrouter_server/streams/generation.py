@@ -16,28 +16,19 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
-from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import Cancelled, FailedPrecondition, Internal, RouterError
-from llmrouter_server.routing.items import (
-    AttemptFailed,
-    AttemptStarted,
-    FallbackUsed,
-    RouteItem,
-    Tagged,
-    Waiting,
-)
+from llmrouter_server.routing.items import AttemptStarted, RouteItem
 from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
-from llmrouter_server.streams.events import ChunkSource, Paused, Queued, Resumed, Started
+from llmrouter_server.streams.events import Paused, Resumed, Started
 from llmrouter_server.streams.log import Cursor, ReplayLog, Window
+from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
-from llmrouter_server.streams.stops import StopMatcher
-from llmrouter_server.values import MidStreamAction, RoutePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +90,7 @@ class Generation:
         self.error: RouterError | None = None
         self.on_change: Callable[[Generation], None] = lambda _: None
         self._router = router
-        self._stops: dict[int, StopMatcher] = {}
+        self._output = Output(request.stop, route, self.tally, self.log)
         self._free = asyncio.Event()
         self._free.set()
         self._state_before_pause = StreamState.QUEUED
@@ -262,10 +253,7 @@ class Generation:
         )
         while not await self._pull():
             await self._until_free()
-        for lane, stops in self._stops.items():
-            rest = self.tally.chunk(Delta(text=stops.flush()), self._lane_source(lane))
-            if rest is not None:
-                self.log.append(rest)
+        self._output.flush()
         self.log.append(self.tally.completed())
         self._set_state(StreamState.COMPLETED)
         self.log.close()
@@ -277,8 +265,9 @@ class Generation:
         A release closes the route's backend stream; the next call continues
         after the transcript's text, as after a failure.
         """
+        request = self.request.backend_request(self.tally.max_tokens)
         route_stream = self._router.stream(
-            self.route, self.plan, self._backend_request(), self.transcript, self.stream_id
+            self.route, self.plan, request, self.transcript, self.stream_id
         )
         async with aclosing(route_stream) as items:
             while True:
@@ -312,56 +301,13 @@ class Generation:
 
     def _record(self, item: RouteItem) -> bool:
         """Records one route item; True when a stop sequence ends the generation."""
-        if isinstance(item, Waiting):
-            self.log.append(Queued(item.position))
-        elif isinstance(item, AttemptStarted):
-            self.tally.attempt(item)
-            if self.state is StreamState.QUEUED:
-                self._set_state(StreamState.RUNNING)
-            self._state_before_pause = StreamState.RUNNING
-        elif isinstance(item, AttemptFailed):
-            self.log.append(item)
-        elif isinstance(item, FallbackUsed):
-            self.log.append(item)
-            if item.action is MidStreamAction.RESTART:
-                self._stops.pop(0, None)  # held text belonged to the discarded answer
-        elif isinstance(item, Tagged):
-            source = ChunkSource(item.target.model, item.target.backend.name, item.attempt,
-                                 item.index)  # fmt: skip
-            self._text_of(item.delta, item.index, source)
-        else:
-            return self._text_of(item, 0, None)
+        if not isinstance(item, AttemptStarted):
+            return self._output.record(item)
+        self.tally.attempt(item)
+        if self.state is StreamState.QUEUED:
+            self._set_state(StreamState.RUNNING)
+        self._state_before_pause = StreamState.RUNNING
         return False
-
-    def _text_of(self, delta: Delta, lane: int, source: ChunkSource | None) -> bool:
-        stops = self._stops.setdefault(lane, StopMatcher(self.request.stop))
-        text = stops.feed(delta.text)
-        if delta.finish_reason is not None:
-            text += stops.flush()
-        chunk = self.tally.chunk(replace(delta, text=text), source)
-        if chunk is not None:
-            self.log.append(chunk)
-        # Under MERGE a stop sequence ends only its own lane's text.
-        return stops.stopped and source is None
-
-    def _lane_source(self, lane: int) -> ChunkSource | None:
-        if self.plan.policy is not RoutePolicy.MERGE:
-            return None
-        target = self.route.targets[lane]
-        return ChunkSource(target.model, target.backend.name, lane + 1, lane)
-
-    def _backend_request(self) -> BackendRequest:
-        request = self.request
-        return BackendRequest(
-            model="",
-            messages=request.chat(),
-            max_tokens=self.tally.max_tokens,
-            sampling=request.sampling,
-            stop=request.stop,
-            json_output=request.json_output,
-            json_schema=request.json_schema,
-            want_token_ids=request.options.include_token_ids,
-        )
 
     def _finish_cancelled(self) -> None:
         error = self._cancel_error

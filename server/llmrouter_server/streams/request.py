@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from llmrouter_server.backends.base import BackendRequest
 from llmrouter_server.config import LimitsConfig
 from llmrouter_server.errors import InvalidArgument
 from llmrouter_server.routing.route import Overrides
@@ -84,6 +85,19 @@ class GenerationRequest:
     def chat(self) -> tuple[Message, ...]:
         """The conversation to send to a backend."""
         return self.messages or (Message(Role.USER, self.prompt),)
+
+    def backend_request(self, max_tokens: int) -> BackendRequest:
+        """What every attempt asks for; routing sets the model and the continuation."""
+        return BackendRequest(
+            model="",
+            messages=self.chat(),
+            max_tokens=max_tokens,
+            sampling=self.sampling,
+            stop=self.stop,
+            json_output=self.json_output,
+            json_schema=self.json_schema,
+            want_token_ids=self.options.include_token_ids,
+        )
 
 
 def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
