@@ -244,6 +244,10 @@ class FailedAttempt:
     """Tokens the attempt produced before it failed."""
     error: BackendError
     """The failure; its message names the backend and says when."""
+    will_retry: bool
+    """True when another attempt followed."""
+    retry_delay: float
+    """Seconds waited before that attempt."""
     time: float
     """Wall-clock time of the failure (seconds since the epoch)."""
 

@@ -245,3 +245,35 @@ async def test_route_health_is_not_serving_while_every_target_is_open(
     await _watch_until(served, ROUTE, SERVING)
     assert (await health.Check(check)).status == SERVING
     assert await circuits(served) == [OPEN, CLOSED]
+
+
+async def test_a_circuit_that_opens_mid_generation_ends_the_retries_instead_of_waiting() -> None:
+    """The only target's circuit opens on the generation's second failure: the third
+    attempt would have to wait the whole cooldown, so the route gives up at once."""
+    failing = ScriptedBackend("a", [Step(error=BackendConnectError("a", "refused"))])
+    config = loopback_config(
+        backends={"a": {"kind": "openai", "api_key_env": None, "circuit_breaker": _BREAKER}},
+        routes={
+            "alone": {
+                "max_attempts": 3,
+                "retry": {"initial_backoff_seconds": 0.01, "max_backoff_seconds": 0.02},
+                "targets": [{"backend": "a", "model": "model-a"}],
+            }
+        },
+        default_route="alone",
+    )
+    async with serving(config, {"a": failing}) as served:
+        call = served.stub.Generate(iter([start()]))
+        events: list[Any] = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            while (response := await call.read()) is not grpc.aio.EOF:
+                events.append(response.event)
+
+    assert kinds(events) == ["started", "attempt_failed", "fallback_used", "attempt_failed"]
+    assert [e.attempt_failed.will_retry for e in events if e.HasField("attempt_failed")] == [
+        True,
+        False,
+    ]
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_info(caught.value).metadata["attempts"] == "2"
+    assert len(failing.requests) == 2

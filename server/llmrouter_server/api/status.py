@@ -97,22 +97,23 @@ async def abort(
 
 
 def _route_failure(error: errors.RouteFailed) -> ev_pb.RouteFailure:
-    return ev_pb.RouteFailure(
-        attempts=[
-            ev_pb.AttemptFailed(
-                attempt=failed.attempt,
-                model=failed.model,
-                backend=failed.error.backend,
-                reason=failed.reason,
-                will_retry=index < len(error.attempts) - 1,
-                target=failed.target,
-                error_reason=failed.error.reason,
-                http_status=getattr(failed.error, "status", 0),
-                tokens=failed.tokens,
-            )
-            for index, failed in enumerate(error.attempts)
-        ]
-    )
+    attempts = []
+    for failed in error.attempts:
+        attempt = ev_pb.AttemptFailed(
+            attempt=failed.attempt,
+            model=failed.model,
+            backend=failed.error.backend,
+            reason=failed.reason,
+            will_retry=failed.will_retry,
+            target=failed.target,
+            error_reason=failed.error.reason,
+            http_status=getattr(failed.error, "status", 0),
+            tokens=failed.tokens,
+        )
+        if failed.will_retry:
+            attempt.retry_delay.FromNanoseconds(round(failed.retry_delay * 1e9))
+        attempts.append(attempt)
+    return ev_pb.RouteFailure(attempts=attempts)
 
 
 def _error_info(error: errors.RouterError) -> error_details_pb2.ErrorInfo:

@@ -29,7 +29,7 @@ from llmrouter_server.errors import (
     Unavailable,
 )
 from llmrouter_server.routing.attempt import AttemptItem, attempt
-from llmrouter_server.routing.breaker import CircuitState
+from llmrouter_server.routing.breaker import CircuitState, TargetHealth
 from llmrouter_server.routing.items import AttemptFailed, AttemptStarted, FallbackUsed, RouteItem
 from llmrouter_server.routing.order import round_order
 from llmrouter_server.routing.route import Plan, Route
@@ -114,8 +114,9 @@ class Run:
         reason = error.detail if plain else _when(error.detail, tokens)
         error.message = f"backend {error.backend!r}: {reason}"
         failure = FailedAttempt(
-            self.number, self.index, target.model, reason, tokens, error, time.time()
-        )
+            self.number, self.index, target.model, reason, tokens, error, will_retry, delay,
+            time.time(),
+        )  # fmt: skip
         self.transcript.fail(failure, lane)
         next_move = f"next attempt in {delay:.2f} s" if will_retry else "no further attempt"
         logger.warning(
@@ -210,7 +211,7 @@ class Run:
         if not first:
             self._order = round_order(self.route, self.plan.policy, self.rng)
         targets = self.route.targets
-        ready = [(targets[index].health.ready_in(), position)
+        ready = [(_ready_in(targets[index].health, first=first), position)
                  for position, index in enumerate(self._order)]  # fmt: skip
         timely = [item for item in ready if item[0] <= delay]
         candidates = timely or sorted(item for item in ready if item[0] != float("inf"))
@@ -240,6 +241,15 @@ class Run:
         else:
             why = "no target can take a generation now (open circuits, Retry-After)"
         return Unavailable(f"route {self.route.name!r}: {why}", retry_after=wait)
+
+
+def _ready_in(health: TargetHealth, *, first: bool) -> float:
+    """Seconds until a target may be tried. A retry waits for a Retry-After, never
+    for an open circuit's cooldown (that can be long): such a target is out of the
+    round. Only a new generation is told when its circuit lets a probe through."""
+    if not first and health.state is CircuitState.OPEN:
+        return float("inf")
+    return health.ready_in()
 
 
 def _when(detail: str, tokens: int) -> str:
