@@ -7,8 +7,9 @@
 // Subscribe follows generations started by others, Control steers any
 // generation by id, and Chat keeps a conversation's history. With a
 // ReconnectPolicy, generations and subscriptions survive a lost connection.
-// Failed calls return an *Error carrying the gRPC code and the google.rpc
-// details the server attached.
+// Failed calls return an *Error carrying the gRPC code and the details the
+// server attached: google.rpc ErrorInfo, BadRequest and RetryInfo, and the
+// failed attempts (RouteFailure) of a generation whose route ran out of them.
 //
 // The generated messages and stubs live in the gen/llmrouter/v1 package
 // (imported as llmrouterv1); this package takes and returns those messages.

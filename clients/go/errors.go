@@ -18,7 +18,7 @@ import (
 var ErrEnded = errors.New("llmrouter: the call has ended")
 
 // Error is a failed call or command: the gRPC status code and message, and
-// the google.rpc details the server attached. Get it with errors.As; the code
+// the status details the server attached. Get it with errors.As; the code
 // alone is also available through status.Code(err).
 type Error struct {
 	// Code is the gRPC status code.
@@ -31,6 +31,9 @@ type Error struct {
 	BadRequest *errdetails.BadRequest
 	// RetryInfo says how long to wait before retrying, or is nil.
 	RetryInfo *errdetails.RetryInfo
+	// RouteFailure lists every failed attempt of a generation that failed on
+	// its route, or is nil.
+	RouteFailure *llmrouterv1.RouteFailure
 
 	status *status.Status
 }
@@ -79,6 +82,12 @@ func (e *Error) RetryDelay() time.Duration {
 	return e.RetryInfo.GetRetryDelay().AsDuration()
 }
 
+// Attempts are the route's failed attempts, oldest first; nil without a
+// RouteFailure detail.
+func (e *Error) Attempts() []*llmrouterv1.AttemptFailed {
+	return e.RouteFailure.GetAttempts()
+}
+
 // EndedError is why a subscription ended: nil when it was removed or its
 // generation finished, otherwise an *Error with the code and message the
 // server gave (NOT_FOUND for an unknown stream id, CANCELLED for a generation
@@ -118,6 +127,8 @@ func fromStatus(st *status.Status) *Error {
 			e.BadRequest = detail
 		case *errdetails.RetryInfo:
 			e.RetryInfo = detail
+		case *llmrouterv1.RouteFailure:
+			e.RouteFailure = detail
 		}
 	}
 	return e

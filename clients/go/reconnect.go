@@ -2,6 +2,7 @@ package llmrouter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,8 @@ import (
 // attach arrives; it then refuses it with FAILED_PRECONDITION, and that is
 // retried like UNAVAILABLE. Steering sent while the call is down (Pause,
 // Resume, Cancel, Grant) fails with ErrEnded or UNAVAILABLE and is not replayed.
+// An UNAVAILABLE that carries a RouteFailure is not a lost call but the
+// generation's end (every attempt its route allowed failed): it is returned at once.
 type ReconnectPolicy struct {
 	// MaxAttempts is how many re-attach attempts follow one another without an
 	// event in between; 0 disables reconnecting.
@@ -74,6 +77,10 @@ func (p ReconnectPolicy) disconnectPolicy() *llmrouterv1.DisconnectPolicy {
 func (p ReconnectPolicy) wait(ctx context.Context, err error, attaching bool, attempt int) bool {
 	code := status.Code(err)
 	retry := code == codes.Unavailable || (attaching && code == codes.FailedPrecondition)
+	var failure *Error
+	if errors.As(err, &failure) && failure.RouteFailure != nil {
+		retry = false
+	}
 	if attempt > p.MaxAttempts || !retry {
 		return false
 	}

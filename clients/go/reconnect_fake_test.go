@@ -2,6 +2,7 @@ package llmrouter_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"sync"
@@ -21,6 +22,7 @@ import (
 // connection does; a later call (an attach, or a subscription from an offset)
 // replays from one offset before the one asked for, a duplicate the real
 // server never sends but the client must drop, and completes the generation.
+// With routeFailed set, the first call ends as a failed route does instead.
 // reconnect_test.go runs the same paths against the real server.
 type droppingServer struct {
 	llmrouterv1.UnimplementedRouterServiceServer
@@ -31,6 +33,9 @@ type droppingServer struct {
 	// busy is how many attaches are refused with FAILED_PRECONDITION, as the
 	// server does while it still holds the lost call.
 	busy int
+	// routeFailed ends the first call with UNAVAILABLE and a RouteFailure
+	// detail, as when every attempt of a route failed, not as a lost call.
+	routeFailed bool
 }
 
 var script = []*llmrouterv1.StreamEvent{
@@ -52,14 +57,24 @@ func (s *droppingServer) Generate(stream grpc.BidiStreamingServer[llmrouterv1.Ge
 	if refuse {
 		s.busy--
 	}
+	routeFailed := s.routeFailed
 	s.mu.Unlock()
 	if refuse {
 		return status.Error(codes.FailedPrecondition, "stream 'gen-1' is attached to another caller")
 	}
 	attach := request.GetAttach()
-	return replay(attach != nil, attach.GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
+	err = replay(attach != nil, attach.GetFromOffset(), func(event *llmrouterv1.StreamEvent) error {
 		return stream.Send(&llmrouterv1.GenerateResponse{Event: event})
 	})
+	if routeFailed && status.Code(err) == codes.Unavailable {
+		failure := &llmrouterv1.RouteFailure{Attempts: []*llmrouterv1.AttemptFailed{{Attempt: 1, ErrorReason: "BACKEND_CONNECT"}}}
+		st, detailErr := status.New(codes.Unavailable, "1 attempt failed").WithDetails(failure)
+		if detailErr != nil {
+			return detailErr
+		}
+		return st.Err()
+	}
+	return err
 }
 
 func (s *droppingServer) Subscribe(stream grpc.BidiStreamingServer[llmrouterv1.SubscribeRequest, llmrouterv1.SubscribeResponse]) error {
@@ -252,5 +267,31 @@ func TestReattachGivesUpAfterMaxAttempts(t *testing.T) {
 
 	if status.Code(err) != codes.FailedPrecondition || len(fake.requests) != 3 {
 		t.Fatalf("Wait() error = %v after %d calls", err, len(fake.requests))
+	}
+}
+
+func TestAFailedRouteIsReturnedWithoutReattaching(t *testing.T) {
+	fake := &droppingServer{routeFailed: true}
+	policy := llmrouter.ReconnectPolicy{MaxAttempts: 2, Backoff: time.Millisecond}
+	client, err := llmrouter.New(serveFake(t, fake), llmrouter.WithReconnect(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	generation, err := client.Generate(ctx, &llmrouterv1.StartGeneration{Prompt: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = generation.Wait()
+
+	var failure *llmrouter.Error
+	if !errors.As(err, &failure) || failure.Code != codes.Unavailable || len(failure.Attempts()) != 1 {
+		t.Fatalf("Wait() error = %v, want UNAVAILABLE with one attempt", err)
+	}
+	if len(fake.requests) != 1 {
+		t.Fatalf("the server saw %d calls, want 1 (no re-attach)", len(fake.requests))
 	}
 }

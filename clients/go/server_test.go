@@ -22,11 +22,12 @@ var address string
 func TestMain(m *testing.M) {
 	// On Linux the server is signalled when the thread that started it ends.
 	runtime.LockOSThread()
-	server, err := startServer()
+	server, err := startServer("")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	address = server.address
 	code := m.Run()
 	if err := server.stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -35,11 +36,38 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startConfiguredServer runs a second `llmrouter serve` with the
+// configuration config (YAML) until the test ends, and returns its address.
+func startConfiguredServer(t *testing.T, config string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "llmrouter.yaml")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The server is signalled when the thread that started it ends, so this
+	// goroutine keeps its thread until the server has stopped; cleanups run on
+	// the test's goroutine.
+	runtime.LockOSThread()
+	server, err := startServer(file)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		defer runtime.UnlockOSThread()
+		if err := server.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return server.address
+}
+
 // serverProcess is a running `llmrouter serve`.
 type serverProcess struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	logs   bytes.Buffer
+	address string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logs    bytes.Buffer
 }
 
 // llmrouterBin is $LLMROUTER_BIN, or the repository's .venv/bin/llmrouter.
@@ -51,13 +79,22 @@ func llmrouterBin() string {
 	return bin
 }
 
-func startServer() (*serverProcess, error) {
+// startServer starts `llmrouter serve` on a free loopback port, with the
+// configuration file config unless it is empty, and waits until it is healthy.
+func startServer(config string) (*serverProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	address = fmt.Sprintf("127.0.0.1:%d", port)
-	server := &serverProcess{cmd: exec.Command(llmrouterBin(), "serve"), exited: make(chan struct{})}
+	args := []string{"serve"}
+	if config != "" {
+		args = append(args, "--config", config)
+	}
+	server := &serverProcess{
+		address: fmt.Sprintf("127.0.0.1:%d", port),
+		cmd:     exec.Command(llmrouterBin(), args...),
+		exited:  make(chan struct{}),
+	}
 	server.cmd.Env = append(os.Environ(),
 		"LLMROUTER_SERVER__HOST=127.0.0.1", fmt.Sprintf("LLMROUTER_SERVER__PORT=%d", port),
 		// A small window: a generation whose caller holds back its credits
@@ -86,11 +123,11 @@ func (s *serverProcess) waitHealthy(limit time.Duration) error {
 			return errors.New("llmrouter serve exited before it was healthy")
 		default:
 		}
-		if exec.Command(llmrouterBin(), "health", "--address", address).Run() == nil {
+		if exec.Command(llmrouterBin(), "health", "--address", s.address).Run() == nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("llmrouter serve was not healthy on %s within %v", address, limit)
+	return fmt.Errorf("llmrouter serve was not healthy on %s within %v", s.address, limit)
 }
 
 // stop sends SIGTERM and expects a clean exit within 15 s.

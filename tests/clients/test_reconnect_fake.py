@@ -4,6 +4,8 @@ The first call sends three events and then fails with UNAVAILABLE, as a
 dropped connection does; a later call (an attach, or a subscription from an
 offset) replays from one offset before the one asked for, a duplicate the real
 server never sends but the client must drop, and completes the generation.
+Scripted to end the first call as a failed route does instead (UNAVAILABLE
+with a ``RouteFailure`` detail), it shows that the client does not re-attach.
 ``test_reconnect.py`` runs the same paths against ``llmrouter serve``.
 """
 
@@ -14,6 +16,9 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+from grpc_status import rpc_status
 from llmrouter import Client, Reconnect, RouterError
 from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import generation_pb2 as gen_pb
@@ -30,6 +35,19 @@ SCRIPT = [
     ev_pb.StreamEvent(chunk=ev_pb.Chunk(text=" a time")),
     ev_pb.StreamEvent(completed=ev_pb.Completed(finish_reason=ev_pb.FINISH_REASON_LENGTH)),
 ]
+
+
+def route_failed() -> grpc.Status:
+    """UNAVAILABLE with a RouteFailure detail, as when every attempt of a route failed."""
+    failure = ev_pb.RouteFailure(
+        attempts=[ev_pb.AttemptFailed(attempt=1, error_reason="BACKEND_CONNECT")]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(failure)
+    code = grpc.StatusCode.UNAVAILABLE.value[0]
+    return rpc_status.to_status(
+        status_pb2.Status(code=code, message="1 attempt failed", details=[detail])
+    )
 
 
 def replay(resuming: bool, from_offset: int) -> list[ev_pb.StreamEvent]:
@@ -49,6 +67,8 @@ class DroppingServicer(svc_grpc.RouterServiceServicer):
         self.adds: list[svc_pb.SubscribeRequest] = []
         self.busy = 0
         """How many attaches are refused, as while the server still holds the lost call."""
+        self.route_failed = False
+        """The first call ends as a failed route does instead of as a lost connection."""
 
     async def Generate(  # type: ignore[override]  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Any
@@ -61,6 +81,9 @@ class DroppingServicer(svc_grpc.RouterServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "attached to another caller")
         for event in replay(attach, first.attach.from_offset):
             yield svc_pb.GenerateResponse(event=event)
+        if not attach and self.route_failed:
+            status = route_failed()
+            await context.abort(status.code, status.details, status.trailing_metadata)
         if not attach:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "connection lost")
 
@@ -169,3 +192,18 @@ async def test_reattaching_gives_up_after_max_attempts(
 
     assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert len(servicer.requests) == 3
+
+
+async def test_a_failed_route_is_raised_without_reattaching(
+    dropping: tuple[str, DroppingServicer],
+) -> None:
+    address, servicer = dropping
+    servicer.route_failed = True
+
+    async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
+        with pytest.raises(RouterError) as raised:
+            await client.generate("hi").result()
+
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert [attempt.attempt for attempt in raised.value.attempts] == [1]
+    assert len(servicer.requests) == 1

@@ -1,6 +1,6 @@
 /**
  * RouterError: a failed call or command with its gRPC code and the decoded
- * google.rpc details.
+ * status details.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -11,11 +11,13 @@ import {
   type RetryInfo,
   RetryInfoSchema,
 } from "./details.js";
+import { type AttemptFailed, type RouteFailure, RouteFailureSchema } from "./gen/llmrouter/v1/events_pb.js";
 import type { SubscriptionEnded } from "./gen/llmrouter/v1/operations_pb.js";
 
 /**
  * A failed call: a ConnectError (so `code`, `rawMessage` and `metadata` work
- * as usual) with the server's ErrorInfo, BadRequest and RetryInfo decoded.
+ * as usual) with the server's ErrorInfo, BadRequest, RetryInfo and
+ * RouteFailure decoded.
  * `code` uses Connect's Code enum, whose numbers are the gRPC status codes.
  */
 export class RouterError extends ConnectError {
@@ -29,6 +31,8 @@ export class RouterError extends ConnectError {
   readonly badRequest: BadRequest | undefined;
   /** How long the server asks the caller to wait, if it said. */
   readonly retryInfo: RetryInfo | undefined;
+  /** Every failed attempt of a generation that failed on its route, if it did. */
+  readonly routeFailure: RouteFailure | undefined;
 
   constructor(error: ConnectError) {
     super(error.rawMessage, error.code, error.metadata, undefined, error.cause);
@@ -36,6 +40,7 @@ export class RouterError extends ConnectError {
     this.errorInfo = error.findDetails(ErrorInfoSchema)[0];
     this.badRequest = error.findDetails(BadRequestSchema)[0];
     this.retryInfo = error.findDetails(RetryInfoSchema)[0];
+    this.routeFailure = error.findDetails(RouteFailureSchema)[0];
   }
 
   /** The gRPC name of the code, such as "NOT_FOUND". */
@@ -68,6 +73,11 @@ export class RouterError extends ConnectError {
   get retryDelayMs(): number {
     const delay = this.retryInfo?.retryDelay;
     return delay === undefined ? 0 : Number(delay.seconds) * 1000 + delay.nanos / 1e6;
+  }
+
+  /** The route's failed attempts, oldest first; empty without a RouteFailure detail. */
+  get attempts(): AttemptFailed[] {
+    return this.routeFailure?.attempts ?? [];
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {

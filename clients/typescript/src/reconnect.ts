@@ -32,7 +32,9 @@ import {
  * The server may not have noticed yet that the lost call is gone when the
  * attach arrives; it then refuses it with FAILED_PRECONDITION, and that is
  * retried like UNAVAILABLE. Steering sent while the call is down (pause,
- * resume, cancel, grant) is dropped, not replayed.
+ * resume, cancel, grant) is dropped, not replayed. An UNAVAILABLE that carries
+ * a RouteFailure is not a lost call but the generation's end (every attempt
+ * its route allowed failed): it is thrown at once.
  */
 export interface ReconnectPolicy {
   /** Re-attach attempts in a row without an event in between; 0 disables reconnecting. */
@@ -66,7 +68,8 @@ export async function waitToReconnect(
   signal: AbortSignal,
   attaching = false,
 ): Promise<boolean> {
-  const retryable = error.code === Code.Unavailable || (attaching && error.code === Code.FailedPrecondition);
+  const lost = error.code === Code.Unavailable && error.routeFailure === undefined;
+  const retryable = lost || (attaching && error.code === Code.FailedPrecondition);
   if (policy === undefined || attempt > policy.maxAttempts || !retryable) {
     return false;
   }

@@ -6,12 +6,14 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { RouterClient, v1 } from "../src/index.js";
+import { failure } from "./helpers.js";
 
 // A scripted server that records the requests it gets: the first call sends
 // three events and then fails with UNAVAILABLE, as a dropped connection does;
 // a later call (an attach, or a subscription from an offset) replays from one
 // offset before the one asked for, a duplicate the real server never sends but
-// the client must drop, and completes the generation. operations.test.ts runs
+// the client must drop, and completes the generation. With `routeFailed` set,
+// the first call ends as a failed route does instead. operations.test.ts runs
 // the same paths against the real server.
 const script: v1.StreamEvent["kind"][] = [
   { case: "started", value: create(v1.StartedSchema) },
@@ -25,6 +27,8 @@ const received: v1.GenerateRequest[] = [];
 const adds: v1.SubscribeRequest[] = [];
 /** How many attaches are refused with FAILED_PRECONDITION, as while the server still holds the lost call. */
 let busy = 0;
+/** The first call ends with UNAVAILABLE and a RouteFailure detail, as when every attempt of a route failed. */
+let routeFailed = false;
 
 /** The first three events then UNAVAILABLE, or, when resuming, all from one before `from`. */
 function* replay(resuming: boolean, from: bigint) {
@@ -53,8 +57,18 @@ async function* generate(requests: AsyncIterable<v1.GenerateRequest>) {
     busy -= 1;
     throw new ConnectError("stream 'gen-1' is attached to another caller", Code.FailedPrecondition);
   }
-  for (const event of replay(attach, attach ? action.value.fromOffset : 0n)) {
-    yield { event };
+  try {
+    for (const event of replay(attach, attach ? action.value.fromOffset : 0n)) {
+      yield { event };
+    }
+  } catch (error) {
+    if (!routeFailed) {
+      throw error;
+    }
+    const detail = { attempts: [{ attempt: 1, errorReason: "BACKEND_CONNECT" }] };
+    throw new ConnectError("1 attempt failed", Code.Unavailable, undefined, [
+      { desc: v1.RouteFailureSchema, value: detail },
+    ]);
   }
 }
 
@@ -181,4 +195,22 @@ it("gives up after maxAttempts", async () => {
 
   assert.equal(error.code, Code.FailedPrecondition);
   assert.equal(received.length, 3);
+});
+
+it("throws a failed route at once instead of re-attaching", async () => {
+  received.length = 0;
+  routeFailed = true;
+  const client = new RouterClient({ address, reconnect: { maxAttempts: 2, backoffMs: 1 } });
+
+  const error = await failure(client.generate({ prompt: "hi" }).result()).finally(() => {
+    client.close();
+    routeFailed = false;
+  });
+
+  assert.equal(error.code, Code.Unavailable);
+  assert.deepEqual(
+    error.attempts.map((attempt) => attempt.attempt),
+    [1],
+  );
+  assert.equal(received.length, 1);
 });

@@ -4,7 +4,9 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -23,7 +25,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(): Promise<RunningServer> {
+/** How a test server differs from the default one. */
+export interface ServerOptions {
+  /** The text of a YAML configuration file, passed with `--config`; none by default. */
+  config?: string;
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const config = options.config === undefined ? undefined : await writeConfig(options.config);
+  const args = config === undefined ? ["serve"] : ["serve", "--config", config.file];
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const env = {
@@ -34,7 +44,7 @@ export async function startServer(): Promise<RunningServer> {
     // a few events ahead and stays RUNNING for as long as a test needs it to.
     LLMROUTER_STREAMS__WINDOW_EVENTS: "4",
   };
-  const child = spawn(llmrouterBin(), ["serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(llmrouterBin(), args, { env, stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
   child.stderr.on("data", (data: Buffer) => (logs += data.toString()));
   const exited = once(child, "exit") as Promise<[number | null, string | null]>;
@@ -45,6 +55,7 @@ export async function startServer(): Promise<RunningServer> {
     child.kill("SIGTERM");
     const result = await Promise.race([exited, sleep(15_000, undefined, { ref: false })]);
     process.off("exit", stopWithUs);
+    await config?.remove();
     if (result === undefined) {
       child.kill("SIGKILL");
       throw new Error("llmrouter serve did not stop within 15 s of SIGTERM");
@@ -55,6 +66,7 @@ export async function startServer(): Promise<RunningServer> {
   };
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      await config?.remove();
       throw new Error(`llmrouter serve exited before it was healthy\n${logs}`);
     }
     if (await healthy(address)) {
@@ -65,13 +77,22 @@ export async function startServer(): Promise<RunningServer> {
   throw new Error(`llmrouter serve was not healthy on ${address} within 60 s\n${logs}`);
 }
 
+/** Writes `text` to a new temporary file; `remove` deletes it. */
+async function writeConfig(text: string): Promise<{ file: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), "llmrouter-"));
+  const file = path.join(dir, "llmrouter.yaml");
+  await writeFile(file, text);
+  return { file, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
 function healthy(address: string): Promise<boolean> {
   return new Promise((resolve) => {
     execFile(llmrouterBin(), ["health", "--address", address], (error) => resolve(error === null));
   });
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, "127.0.0.1");
   await once(server, "listening");

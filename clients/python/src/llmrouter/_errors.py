@@ -1,4 +1,4 @@
-"""RouterError: a failed call with its status code and decoded google.rpc details."""
+"""RouterError: a failed call with its status code and decoded status details."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 
 _DETAILS_KEY = "grpc-status-details-bin"
@@ -21,6 +22,8 @@ class RouterError(Exception):
         error_info: The ``google.rpc.ErrorInfo`` detail (domain ``llmrouter.v1``), or None.
         bad_request: The ``google.rpc.BadRequest`` detail listing invalid fields, or None.
         retry_info: The ``google.rpc.RetryInfo`` detail, or None.
+        route_failure: The ``llmrouter.v1.RouteFailure`` detail, or None: every
+            failed attempt of a generation that failed on its route.
     """
 
     def __init__(self, code: grpc.StatusCode, message: str, details: tuple[Any, ...] = ()) -> None:
@@ -30,6 +33,7 @@ class RouterError(Exception):
         self.error_info: Any = _first(details, error_details_pb2.ErrorInfo)
         self.bad_request: Any = _first(details, error_details_pb2.BadRequest)
         self.retry_info: Any = _first(details, error_details_pb2.RetryInfo)
+        self.route_failure: ev_pb.RouteFailure | None = _first(details, ev_pb.RouteFailure)
 
     @classmethod
     def from_rpc_error(cls, error: grpc.aio.AioRpcError) -> RouterError:
@@ -86,6 +90,11 @@ class RouterError(Exception):
         if self.retry_info is None:
             return None
         return float(self.retry_info.retry_delay.ToNanoseconds()) / 1e9
+
+    @property
+    def attempts(self) -> list[ev_pb.AttemptFailed]:
+        """The route's failed attempts, oldest first; empty without a RouteFailure detail."""
+        return [] if self.route_failure is None else list(self.route_failure.attempts)
 
     def _metadata(self, key: str) -> str | None:
         if self.error_info is None or key not in self.error_info.metadata:

@@ -32,6 +32,9 @@ class Reconnect:
     attach arrives; it then refuses it with ``FAILED_PRECONDITION``, and that is
     retried like ``UNAVAILABLE``. Steering sent while the call is down
     (``pause``, ``resume``, ``cancel``, ``grant``) is dropped, not replayed.
+    An ``UNAVAILABLE`` that carries a ``RouteFailure`` is not a lost call but
+    the generation's end (every attempt its route allowed failed), so it is
+    raised at once.
     """
 
     max_attempts: int = 3
@@ -64,7 +67,7 @@ async def wait_to_reconnect(
     Returns:
         False when the caller must give up instead.
     """
-    if policy is None or attempt > policy.max_attempts:
+    if policy is None or attempt > policy.max_attempts or error.route_failure is not None:
         return False
     busy = attaching and error.code == grpc.StatusCode.FAILED_PRECONDITION
     if error.code != grpc.StatusCode.UNAVAILABLE and not busy:
