@@ -266,8 +266,7 @@ async def test_a_circuit_that_opens_mid_generation_ends_the_retries_instead_of_w
         call = served.stub.Generate(iter([start()]))
         events: list[Any] = []
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            while (response := await call.read()) is not grpc.aio.EOF:
-                events.append(response.event)
+            await _read_into(call, events)
 
     assert kinds(events) == ["started", "attempt_failed", "fallback_used", "attempt_failed"]
     assert [e.attempt_failed.will_retry for e in events if e.HasField("attempt_failed")] == [
@@ -277,3 +276,8 @@ async def test_a_circuit_that_opens_mid_generation_ends_the_retries_instead_of_w
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert error_info(caught.value).metadata["attempts"] == "2"
     assert len(failing.requests) == 2
+
+
+async def _read_into(call: Any, events: list[Any]) -> None:
+    while (response := await call.read()) is not grpc.aio.EOF:
+        events.append(response.event)
