@@ -22,7 +22,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.backends.scripted import Script, ScriptedBackend, Step, words
-from llmrouter_server.errors import BackendConnectError
+from llmrouter_server.errors import BackendConnectError, BackendStatusError
 from tests.helpers import (
     Served,
     error_info,
@@ -281,3 +281,17 @@ async def test_a_circuit_that_opens_mid_generation_ends_the_retries_instead_of_w
 async def _read_into(call: Any, events: list[Any]) -> None:
     while (response := await call.read()) is not grpc.aio.EOF:
         events.append(response.event)
+
+
+async def test_requests_the_backend_refuses_do_not_open_its_circuit() -> None:
+    """A client's bad requests (a 4xx) are its own: they never take the target away."""
+    refusing = ScriptedBackend("a", [Step(error=BackendStatusError("a", 400, "prompt too long"))])
+    async with serving(CONFIG, {"a": refusing, "b": ScriptedBackend("b", words(ANSWER))}) as s:
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await generate(s.stub, start())
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        models = await s.stub.ListModels(svc_pb.ListModelsRequest())
+
+    assert [t.circuit for t in models.routes[0].targets] == [CLOSED, CLOSED]
+    assert len(refusing.requests) == 3

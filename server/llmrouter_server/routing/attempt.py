@@ -45,8 +45,9 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
     Yields ``Waiting`` while queued for a slot, ``AttemptStarted``, then the
     backend's deltas, each counted in the attempt's segment (the consumer
     adds the ones it passes on to the transcript's text). The target's health
-    learns the outcome: a failure, a success (the stream ended, or was closed
-    after producing text), or nothing (closed before any text).
+    learns the outcome: a retryable failure, a success (the stream ended, or
+    was closed after producing text), or nothing (closed before any text, or
+    a refusal of this particular request).
 
     Raises:
         BackendError: The attempt failed.
@@ -76,7 +77,14 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
                 segment.add(delta)
                 yield delta
     except BackendError as error:
-        _judge(target, stream_id, functools.partial(target.health.failed, error.retry_after))
+        # A refusal of this request (a 4xx, a prompt too long) says nothing
+        # about the target's health: only retryable failures count.
+        outcome = (
+            functools.partial(target.health.failed, error.retry_after)
+            if error.retryable
+            else target.health.abandoned
+        )
+        _judge(target, stream_id, outcome)
         raise
     except BaseException:
         # Closed by the consumer (released, cancelled, stopped) or by a race.
