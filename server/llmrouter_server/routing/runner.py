@@ -94,7 +94,8 @@ class Run:
             except BackendError as error:
                 step = self._next_step(error)
                 delay = step.delay if step else 0.0
-                yield self.failed(error, will_retry=step is not None, delay=delay)
+                then = self.route.targets[step.index].name if step else ""
+                yield self.failed(error, will_retry=step is not None, delay=delay, then=then)
                 if step is None:
                     raise self.route_failed() from None
                 if step.delay:
@@ -104,9 +105,23 @@ class Run:
                 return
 
     def failed(
-        self, error: BackendError, *, will_retry: bool, delay: float, lane: int = 0
+        self,
+        error: BackendError,
+        *,
+        will_retry: bool,
+        delay: float,
+        lane: int = 0,
+        then: str = "",
     ) -> AttemptFailed:
-        """Records the failure of the current attempt; the item that reports it."""
+        """Records the failure of the current attempt; the item that reports it.
+
+        Args:
+            error: The failure.
+            will_retry: Another attempt follows.
+            delay: Seconds before it.
+            lane: The MERGE lane that failed.
+            then: The target of the next attempt, for the log.
+        """
         target = self.route.targets[self.index]
         tokens = sum(s.tokens for s in self.transcript.segments if s.attempt == self.number)
         # A stall says when itself; a refusal (not retryable) is not about when.
@@ -118,7 +133,9 @@ class Run:
             time.time(),
         )  # fmt: skip
         self.transcript.fail(failure, lane)
-        next_move = f"next attempt in {delay:.2f} s" if will_retry else "no further attempt"
+        next_move = "no further attempt"
+        if will_retry:
+            next_move = f"next attempt {('on ' + then + ' ') if then else ''}in {delay:.2f} s"
         logger.warning(
             "stream %s: attempt %d on %s failed: %s; %s",
             self.stream_id, self.number, target.name, reason, next_move,
