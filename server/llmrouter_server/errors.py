@@ -251,6 +251,21 @@ class FailedAttempt:
     time: float
     """Wall-clock time of the failure (seconds since the epoch)."""
 
+    @property
+    def backend(self) -> str:
+        """The target's backend."""
+        return self.error.backend
+
+    @property
+    def error_reason(self) -> str:
+        """The stable class of the failure."""
+        return self.error.reason
+
+    @property
+    def http_status(self) -> int:
+        """The backend's HTTP status, 0 when there was none."""
+        return self.error.status if isinstance(self.error, BackendStatusError) else 0
+
 
 class RouteFailed(RouterError):
     """Every attempt the route allowed failed, or a failure allowed no other attempt.

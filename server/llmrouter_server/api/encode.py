@@ -8,6 +8,7 @@ from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.api.attempts import attempt_failed
 from llmrouter_server.api.status import status_code
 from llmrouter_server.errors import RouterError
 from llmrouter_server.routing.breaker import CircuitState
@@ -172,24 +173,6 @@ def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
         message.metadata.backend = chunk.source.backend
         message.metadata.attempt = chunk.source.attempt
         message.metadata.target = chunk.source.target
-    return message
-
-
-def attempt_failed(failed: AttemptFailed) -> ev_pb.AttemptFailed:
-    """The contract form of a failed attempt (an event, and a RouteFailure entry)."""
-    message = ev_pb.AttemptFailed(
-        attempt=failed.attempt,
-        model=failed.model,
-        backend=failed.backend,
-        reason=failed.reason,
-        will_retry=failed.will_retry,
-        target=failed.target,
-        error_reason=failed.error_reason,
-        http_status=failed.http_status,
-        tokens=failed.tokens,
-    )
-    if failed.will_retry:
-        message.retry_delay.CopyFrom(_duration(failed.retry_delay))
     return message
 
 

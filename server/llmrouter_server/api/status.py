@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server import errors
+from llmrouter_server.api.attempts import attempt_failed
 
 Context = grpc.aio.ServicerContext[object, object]
 """The servicer context of any RPC."""
@@ -97,23 +98,7 @@ async def abort(
 
 
 def _route_failure(error: errors.RouteFailed) -> ev_pb.RouteFailure:
-    attempts = []
-    for failed in error.attempts:
-        attempt = ev_pb.AttemptFailed(
-            attempt=failed.attempt,
-            model=failed.model,
-            backend=failed.error.backend,
-            reason=failed.reason,
-            will_retry=failed.will_retry,
-            target=failed.target,
-            error_reason=failed.error.reason,
-            http_status=getattr(failed.error, "status", 0),
-            tokens=failed.tokens,
-        )
-        if failed.will_retry:
-            attempt.retry_delay.FromNanoseconds(round(failed.retry_delay * 1e9))
-        attempts.append(attempt)
-    return ev_pb.RouteFailure(attempts=attempts)
+    return ev_pb.RouteFailure(attempts=[attempt_failed(failed) for failed in error.attempts])
 
 
 def _error_info(error: errors.RouterError) -> error_details_pb2.ErrorInfo:
