@@ -88,6 +88,71 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{0}
 }
 
+// CancelledBy says who cancelled a generation. Whoever it was, the log ends
+// with one `completed` event with FINISH_REASON_CANCELLED, delivered to every
+// consumer at once: it needs no credit, and a consumer out of credits skips
+// the events it could not take (they stay in the log for replay).
+type CancelledBy int32
+
+const (
+	// Not cancelled.
+	CancelledBy_CANCELLED_BY_UNSPECIFIED CancelledBy = 0
+	// The Generate caller sent `cancel`, or its call ended with the CANCEL
+	// disconnect policy.
+	CancelledBy_CANCELLED_BY_CALLER CancelledBy = 1
+	// An operator, through a Control `cancel` command.
+	CancelledBy_CANCELLED_BY_OPERATOR CancelledBy = 2
+	// A detached generation whose `detach_ttl` passed with nobody attached.
+	CancelledBy_CANCELLED_BY_DETACH_TIMEOUT CancelledBy = 3
+	// The server shut down before the generation finished.
+	CancelledBy_CANCELLED_BY_SHUTDOWN CancelledBy = 4
+)
+
+// Enum value maps for CancelledBy.
+var (
+	CancelledBy_name = map[int32]string{
+		0: "CANCELLED_BY_UNSPECIFIED",
+		1: "CANCELLED_BY_CALLER",
+		2: "CANCELLED_BY_OPERATOR",
+		3: "CANCELLED_BY_DETACH_TIMEOUT",
+		4: "CANCELLED_BY_SHUTDOWN",
+	}
+	CancelledBy_value = map[string]int32{
+		"CANCELLED_BY_UNSPECIFIED":    0,
+		"CANCELLED_BY_CALLER":         1,
+		"CANCELLED_BY_OPERATOR":       2,
+		"CANCELLED_BY_DETACH_TIMEOUT": 3,
+		"CANCELLED_BY_SHUTDOWN":       4,
+	}
+)
+
+func (x CancelledBy) Enum() *CancelledBy {
+	p := new(CancelledBy)
+	*p = x
+	return p
+}
+
+func (x CancelledBy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CancelledBy) Descriptor() protoreflect.EnumDescriptor {
+	return file_llmrouter_v1_events_proto_enumTypes[1].Descriptor()
+}
+
+func (CancelledBy) Type() protoreflect.EnumType {
+	return &file_llmrouter_v1_events_proto_enumTypes[1]
+}
+
+func (x CancelledBy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CancelledBy.Descriptor instead.
+func (CancelledBy) EnumDescriptor() ([]byte, []int) {
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
 // StreamEvent is one event of a generation. Offsets start at 0 and increase by
 // one per event; a consumer that has seen offset n resumes at n + 1.
 type StreamEvent struct {
@@ -1256,7 +1321,11 @@ type Completed struct {
 	// Attempts made, counting from 1.
 	Attempts uint32 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Usage per attempt (per target under MERGE); `usage` is their sum.
-	AttemptUsage  []*AttemptUsage `protobuf:"bytes,7,rep,name=attempt_usage,json=attemptUsage,proto3" json:"attempt_usage,omitempty"`
+	AttemptUsage []*AttemptUsage `protobuf:"bytes,7,rep,name=attempt_usage,json=attemptUsage,proto3" json:"attempt_usage,omitempty"`
+	// CANCELLED only: who cancelled the generation.
+	CancelledBy CancelledBy `protobuf:"varint,8,opt,name=cancelled_by,json=cancelledBy,proto3,enum=llmrouter.v1.CancelledBy" json:"cancelled_by,omitempty"`
+	// CANCELLED only: why, as the canceller gave it (free text).
+	CancelReason  string `protobuf:"bytes,9,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1338,6 +1407,20 @@ func (x *Completed) GetAttemptUsage() []*AttemptUsage {
 		return x.AttemptUsage
 	}
 	return nil
+}
+
+func (x *Completed) GetCancelledBy() CancelledBy {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return CancelledBy_CANCELLED_BY_UNSPECIFIED
+}
+
+func (x *Completed) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
 }
 
 // AttemptUsage counts the tokens of one attempt.
@@ -1566,7 +1649,7 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\x13time_to_first_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x10timeToFirstToken\x128\n" +
 	"\n" +
 	"total_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\ttotalTime\x12*\n" +
-	"\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\"\xb5\x02\n" +
+	"\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\"\x98\x03\n" +
 	"\tCompleted\x12?\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1a.llmrouter.v1.FinishReasonR\ffinishReason\x12)\n" +
 	"\x05usage\x18\x02 \x01(\v2\x13.llmrouter.v1.UsageR\x05usage\x12/\n" +
@@ -1574,7 +1657,9 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x05 \x01(\tR\abackend\x12\x1a\n" +
 	"\battempts\x18\x06 \x01(\rR\battempts\x12?\n" +
-	"\rattempt_usage\x18\a \x03(\v2\x1a.llmrouter.v1.AttemptUsageR\fattemptUsage\"\x9b\x01\n" +
+	"\rattempt_usage\x18\a \x03(\v2\x1a.llmrouter.v1.AttemptUsageR\fattemptUsage\x12<\n" +
+	"\fcancelled_by\x18\b \x01(\x0e2\x19.llmrouter.v1.CancelledByR\vcancelledBy\x12#\n" +
+	"\rcancel_reason\x18\t \x01(\tR\fcancelReason\"\x9b\x01\n" +
 	"\fAttemptUsage\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\rR\x06target\x12\x14\n" +
@@ -1591,7 +1676,13 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\x14FINISH_REASON_LENGTH\x10\x02\x12\x1f\n" +
 	"\x1bFINISH_REASON_STOP_SEQUENCE\x10\x03\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x04\x12 \n" +
-	"\x1cFINISH_REASON_CONTENT_FILTER\x10\x05BHZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3"
+	"\x1cFINISH_REASON_CONTENT_FILTER\x10\x05*\x9b\x01\n" +
+	"\vCancelledBy\x12\x1c\n" +
+	"\x18CANCELLED_BY_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CANCELLED_BY_CALLER\x10\x01\x12\x19\n" +
+	"\x15CANCELLED_BY_OPERATOR\x10\x02\x12\x1f\n" +
+	"\x1bCANCELLED_BY_DETACH_TIMEOUT\x10\x03\x12\x19\n" +
+	"\x15CANCELLED_BY_SHUTDOWN\x10\x04BHZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3"
 
 var (
 	file_llmrouter_v1_events_proto_rawDescOnce sync.Once
@@ -1605,62 +1696,64 @@ func file_llmrouter_v1_events_proto_rawDescGZIP() []byte {
 	return file_llmrouter_v1_events_proto_rawDescData
 }
 
-var file_llmrouter_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_llmrouter_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_llmrouter_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_llmrouter_v1_events_proto_goTypes = []any{
 	(FinishReason)(0),             // 0: llmrouter.v1.FinishReason
-	(*StreamEvent)(nil),           // 1: llmrouter.v1.StreamEvent
-	(*Started)(nil),               // 2: llmrouter.v1.Started
-	(*Queued)(nil),                // 3: llmrouter.v1.Queued
-	(*Chunk)(nil),                 // 4: llmrouter.v1.Chunk
-	(*Progress)(nil),              // 5: llmrouter.v1.Progress
-	(*ChunkMetadata)(nil),         // 6: llmrouter.v1.ChunkMetadata
-	(*JsonSnapshot)(nil),          // 7: llmrouter.v1.JsonSnapshot
-	(*AttemptFailed)(nil),         // 8: llmrouter.v1.AttemptFailed
-	(*RouteFailure)(nil),          // 9: llmrouter.v1.RouteFailure
-	(*FallbackUsed)(nil),          // 10: llmrouter.v1.FallbackUsed
-	(*Paused)(nil),                // 11: llmrouter.v1.Paused
-	(*Resumed)(nil),               // 12: llmrouter.v1.Resumed
-	(*Usage)(nil),                 // 13: llmrouter.v1.Usage
-	(*Timings)(nil),               // 14: llmrouter.v1.Timings
-	(*Completed)(nil),             // 15: llmrouter.v1.Completed
-	(*AttemptUsage)(nil),          // 16: llmrouter.v1.AttemptUsage
-	(*Gap)(nil),                   // 17: llmrouter.v1.Gap
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(MidStreamAction)(0),          // 20: llmrouter.v1.MidStreamAction
+	(CancelledBy)(0),              // 1: llmrouter.v1.CancelledBy
+	(*StreamEvent)(nil),           // 2: llmrouter.v1.StreamEvent
+	(*Started)(nil),               // 3: llmrouter.v1.Started
+	(*Queued)(nil),                // 4: llmrouter.v1.Queued
+	(*Chunk)(nil),                 // 5: llmrouter.v1.Chunk
+	(*Progress)(nil),              // 6: llmrouter.v1.Progress
+	(*ChunkMetadata)(nil),         // 7: llmrouter.v1.ChunkMetadata
+	(*JsonSnapshot)(nil),          // 8: llmrouter.v1.JsonSnapshot
+	(*AttemptFailed)(nil),         // 9: llmrouter.v1.AttemptFailed
+	(*RouteFailure)(nil),          // 10: llmrouter.v1.RouteFailure
+	(*FallbackUsed)(nil),          // 11: llmrouter.v1.FallbackUsed
+	(*Paused)(nil),                // 12: llmrouter.v1.Paused
+	(*Resumed)(nil),               // 13: llmrouter.v1.Resumed
+	(*Usage)(nil),                 // 14: llmrouter.v1.Usage
+	(*Timings)(nil),               // 15: llmrouter.v1.Timings
+	(*Completed)(nil),             // 16: llmrouter.v1.Completed
+	(*AttemptUsage)(nil),          // 17: llmrouter.v1.AttemptUsage
+	(*Gap)(nil),                   // 18: llmrouter.v1.Gap
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(MidStreamAction)(0),          // 21: llmrouter.v1.MidStreamAction
 }
 var file_llmrouter_v1_events_proto_depIdxs = []int32{
-	18, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 1: llmrouter.v1.StreamEvent.started:type_name -> llmrouter.v1.Started
-	3,  // 2: llmrouter.v1.StreamEvent.queued:type_name -> llmrouter.v1.Queued
-	4,  // 3: llmrouter.v1.StreamEvent.chunk:type_name -> llmrouter.v1.Chunk
-	7,  // 4: llmrouter.v1.StreamEvent.json:type_name -> llmrouter.v1.JsonSnapshot
-	8,  // 5: llmrouter.v1.StreamEvent.attempt_failed:type_name -> llmrouter.v1.AttemptFailed
-	10, // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
-	11, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
-	12, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
-	15, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
-	17, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
-	5,  // 11: llmrouter.v1.Chunk.progress:type_name -> llmrouter.v1.Progress
-	6,  // 12: llmrouter.v1.Chunk.metadata:type_name -> llmrouter.v1.ChunkMetadata
-	19, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	19, // 14: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
-	8,  // 15: llmrouter.v1.RouteFailure.attempts:type_name -> llmrouter.v1.AttemptFailed
-	20, // 16: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
-	19, // 17: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
-	19, // 18: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
-	19, // 19: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
+	19, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 1: llmrouter.v1.StreamEvent.started:type_name -> llmrouter.v1.Started
+	4,  // 2: llmrouter.v1.StreamEvent.queued:type_name -> llmrouter.v1.Queued
+	5,  // 3: llmrouter.v1.StreamEvent.chunk:type_name -> llmrouter.v1.Chunk
+	8,  // 4: llmrouter.v1.StreamEvent.json:type_name -> llmrouter.v1.JsonSnapshot
+	9,  // 5: llmrouter.v1.StreamEvent.attempt_failed:type_name -> llmrouter.v1.AttemptFailed
+	11, // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
+	12, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
+	13, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
+	16, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
+	18, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
+	6,  // 11: llmrouter.v1.Chunk.progress:type_name -> llmrouter.v1.Progress
+	7,  // 12: llmrouter.v1.Chunk.metadata:type_name -> llmrouter.v1.ChunkMetadata
+	20, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	20, // 14: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
+	9,  // 15: llmrouter.v1.RouteFailure.attempts:type_name -> llmrouter.v1.AttemptFailed
+	21, // 16: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
+	20, // 17: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
+	20, // 18: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
+	20, // 19: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
 	0,  // 20: llmrouter.v1.Completed.finish_reason:type_name -> llmrouter.v1.FinishReason
-	13, // 21: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
-	14, // 22: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
-	16, // 23: llmrouter.v1.Completed.attempt_usage:type_name -> llmrouter.v1.AttemptUsage
-	13, // 24: llmrouter.v1.AttemptUsage.usage:type_name -> llmrouter.v1.Usage
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	14, // 21: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
+	15, // 22: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
+	17, // 23: llmrouter.v1.Completed.attempt_usage:type_name -> llmrouter.v1.AttemptUsage
+	1,  // 24: llmrouter.v1.Completed.cancelled_by:type_name -> llmrouter.v1.CancelledBy
+	14, // 25: llmrouter.v1.AttemptUsage.usage:type_name -> llmrouter.v1.Usage
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_events_proto_init() }
@@ -1686,7 +1779,7 @@ func file_llmrouter_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmrouter_v1_events_proto_rawDesc), len(file_llmrouter_v1_events_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -9,6 +9,7 @@ package llmrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -479,7 +480,11 @@ type CommandError struct {
 	// The gRPC status code (google.rpc.Code) the failure maps to.
 	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// A message naming the field or stream at fault.
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The same details a call ending with this error would carry in its status:
+	// a google.rpc.ErrorInfo (domain "llmrouter.v1", a stable reason, metadata
+	// such as stream_id), a google.rpc.BadRequest for invalid fields.
+	Details       []*anypb.Any `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +531,13 @@ func (x *CommandError) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *CommandError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
 }
 
 // PauseStreamCommand pauses a running generation.
@@ -1556,7 +1568,7 @@ var File_llmrouter_v1_operations_proto protoreflect.FileDescriptor
 
 const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"\n" +
-	"\x1dllmrouter/v1/operations.proto\x12\fllmrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xa6\x05\n" +
+	"\x1dllmrouter/v1/operations.proto\x12\fllmrouter.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xa6\x05\n" +
 	"\fStreamStatus\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.llmrouter.v1.StreamStateR\x05state\x12\x14\n" +
@@ -1581,10 +1593,11 @@ const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +
 	"\n" +
 	"StreamList\x124\n" +
-	"\astreams\x18\x01 \x03(\v2\x1a.llmrouter.v1.StreamStatusR\astreams\"<\n" +
+	"\astreams\x18\x01 \x03(\v2\x1a.llmrouter.v1.StreamStatusR\astreams\"l\n" +
 	"\fCommandError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"I\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"I\n" +
 	"\x12PauseStreamCommand\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
@@ -1724,9 +1737,10 @@ var file_llmrouter_v1_operations_proto_goTypes = []any{
 	(*Usage)(nil),                 // 24: llmrouter.v1.Usage
 	(FinishReason)(0),             // 25: llmrouter.v1.FinishReason
 	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*FlowControl)(nil),           // 27: llmrouter.v1.FlowControl
-	(RoutePolicy)(0),              // 28: llmrouter.v1.RoutePolicy
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*anypb.Any)(nil),             // 27: google.protobuf.Any
+	(*FlowControl)(nil),           // 28: llmrouter.v1.FlowControl
+	(RoutePolicy)(0),              // 29: llmrouter.v1.RoutePolicy
+	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
 }
 var file_llmrouter_v1_operations_proto_depIdxs = []int32{
 	0,  // 0: llmrouter.v1.StreamStatus.state:type_name -> llmrouter.v1.StreamState
@@ -1737,25 +1751,26 @@ var file_llmrouter_v1_operations_proto_depIdxs = []int32{
 	6,  // 5: llmrouter.v1.StreamStatus.error:type_name -> llmrouter.v1.CommandError
 	23, // 6: llmrouter.v1.StreamStatus.labels:type_name -> llmrouter.v1.StreamStatus.LabelsEntry
 	4,  // 7: llmrouter.v1.StreamList.streams:type_name -> llmrouter.v1.StreamStatus
-	0,  // 8: llmrouter.v1.ListStreamsCommand.states:type_name -> llmrouter.v1.StreamState
-	27, // 9: llmrouter.v1.AddSubscription.flow:type_name -> llmrouter.v1.FlowControl
-	1,  // 10: llmrouter.v1.AddSubscription.slow_policy:type_name -> llmrouter.v1.SlowSubscriberPolicy
-	0,  // 11: llmrouter.v1.SubscriptionAdded.state:type_name -> llmrouter.v1.StreamState
-	6,  // 12: llmrouter.v1.SubscriptionEnded.error:type_name -> llmrouter.v1.CommandError
-	2,  // 13: llmrouter.v1.RouteTarget.kind:type_name -> llmrouter.v1.BackendKind
-	3,  // 14: llmrouter.v1.RouteTarget.circuit:type_name -> llmrouter.v1.CircuitState
-	28, // 15: llmrouter.v1.Route.policy:type_name -> llmrouter.v1.RoutePolicy
-	19, // 16: llmrouter.v1.Route.targets:type_name -> llmrouter.v1.RouteTarget
-	29, // 17: llmrouter.v1.LatencySummary.p50:type_name -> google.protobuf.Duration
-	29, // 18: llmrouter.v1.LatencySummary.p90:type_name -> google.protobuf.Duration
-	29, // 19: llmrouter.v1.LatencySummary.p99:type_name -> google.protobuf.Duration
-	21, // 20: llmrouter.v1.StatsReport.time_to_first_token:type_name -> llmrouter.v1.LatencySummary
-	21, // 21: llmrouter.v1.StatsReport.inter_token:type_name -> llmrouter.v1.LatencySummary
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	27, // 8: llmrouter.v1.CommandError.details:type_name -> google.protobuf.Any
+	0,  // 9: llmrouter.v1.ListStreamsCommand.states:type_name -> llmrouter.v1.StreamState
+	28, // 10: llmrouter.v1.AddSubscription.flow:type_name -> llmrouter.v1.FlowControl
+	1,  // 11: llmrouter.v1.AddSubscription.slow_policy:type_name -> llmrouter.v1.SlowSubscriberPolicy
+	0,  // 12: llmrouter.v1.SubscriptionAdded.state:type_name -> llmrouter.v1.StreamState
+	6,  // 13: llmrouter.v1.SubscriptionEnded.error:type_name -> llmrouter.v1.CommandError
+	2,  // 14: llmrouter.v1.RouteTarget.kind:type_name -> llmrouter.v1.BackendKind
+	3,  // 15: llmrouter.v1.RouteTarget.circuit:type_name -> llmrouter.v1.CircuitState
+	29, // 16: llmrouter.v1.Route.policy:type_name -> llmrouter.v1.RoutePolicy
+	19, // 17: llmrouter.v1.Route.targets:type_name -> llmrouter.v1.RouteTarget
+	30, // 18: llmrouter.v1.LatencySummary.p50:type_name -> google.protobuf.Duration
+	30, // 19: llmrouter.v1.LatencySummary.p90:type_name -> google.protobuf.Duration
+	30, // 20: llmrouter.v1.LatencySummary.p99:type_name -> google.protobuf.Duration
+	21, // 21: llmrouter.v1.StatsReport.time_to_first_token:type_name -> llmrouter.v1.LatencySummary
+	21, // 22: llmrouter.v1.StatsReport.inter_token:type_name -> llmrouter.v1.LatencySummary
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_operations_proto_init() }

@@ -20,12 +20,25 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_STOP_SEQUENCE: _ClassVar[FinishReason]
     FINISH_REASON_CANCELLED: _ClassVar[FinishReason]
     FINISH_REASON_CONTENT_FILTER: _ClassVar[FinishReason]
+
+class CancelledBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCELLED_BY_UNSPECIFIED: _ClassVar[CancelledBy]
+    CANCELLED_BY_CALLER: _ClassVar[CancelledBy]
+    CANCELLED_BY_OPERATOR: _ClassVar[CancelledBy]
+    CANCELLED_BY_DETACH_TIMEOUT: _ClassVar[CancelledBy]
+    CANCELLED_BY_SHUTDOWN: _ClassVar[CancelledBy]
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_STOP: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_STOP_SEQUENCE: FinishReason
 FINISH_REASON_CANCELLED: FinishReason
 FINISH_REASON_CONTENT_FILTER: FinishReason
+CANCELLED_BY_UNSPECIFIED: CancelledBy
+CANCELLED_BY_CALLER: CancelledBy
+CANCELLED_BY_OPERATOR: CancelledBy
+CANCELLED_BY_DETACH_TIMEOUT: CancelledBy
+CANCELLED_BY_SHUTDOWN: CancelledBy
 
 class StreamEvent(_message.Message):
     __slots__ = ("stream_id", "offset", "time", "started", "queued", "chunk", "json", "attempt_failed", "fallback_used", "paused", "resumed", "completed", "gap")
@@ -202,7 +215,7 @@ class Timings(_message.Message):
     def __init__(self, queue_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., total_time: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., tokens_per_second: _Optional[float] = ...) -> None: ...
 
 class Completed(_message.Message):
-    __slots__ = ("finish_reason", "usage", "timings", "model", "backend", "attempts", "attempt_usage")
+    __slots__ = ("finish_reason", "usage", "timings", "model", "backend", "attempts", "attempt_usage", "cancelled_by", "cancel_reason")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +223,8 @@ class Completed(_message.Message):
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_USAGE_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_BY_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REASON_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
     timings: Timings
@@ -217,7 +232,9 @@ class Completed(_message.Message):
     backend: str
     attempts: int
     attempt_usage: _containers.RepeatedCompositeFieldContainer[AttemptUsage]
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., attempts: _Optional[int] = ..., attempt_usage: _Optional[_Iterable[_Union[AttemptUsage, _Mapping]]] = ...) -> None: ...
+    cancelled_by: CancelledBy
+    cancel_reason: str
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., attempts: _Optional[int] = ..., attempt_usage: _Optional[_Iterable[_Union[AttemptUsage, _Mapping]]] = ..., cancelled_by: _Optional[_Union[CancelledBy, str]] = ..., cancel_reason: _Optional[str] = ...) -> None: ...
 
 class AttemptUsage(_message.Message):
     __slots__ = ("attempt", "target", "model", "backend", "usage")

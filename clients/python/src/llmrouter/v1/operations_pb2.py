@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from llmrouter.v1 import events_pb2 as llmrouter_dot_v1_dot_events__pb2
 from llmrouter.v1 import generation_pb2 as llmrouter_dot_v1_dot_generation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dllmrouter/v1/operations.proto\x12\x0cllmrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xa6\x05\n\x0cStreamStatus\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12/\n\x05state\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.StreamStateR\x05state\x12\x14\n\x05route\x18\x03 \x01(\tR\x05route\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x18\n\x07\x62\x61\x63kend\x18\x05 \x01(\tR\x07\x62\x61\x63kend\x12\x1f\n\x0bnext_offset\x18\x06 \x01(\x04R\nnextOffset\x12\x32\n\x15\x66irst_retained_offset\x18\x07 \x01(\x04R\x13\x66irstRetainedOffset\x12)\n\x05usage\x18\x08 \x01(\x0b\x32\x13.llmrouter.v1.UsageR\x05usage\x12?\n\rfinish_reason\x18\t \x01(\x0e\x32\x1a.llmrouter.v1.FinishReasonR\x0c\x66inishReason\x12\x39\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nfinishedAt\x12\x1c\n\tconsumers\x18\x0c \x01(\rR\tconsumers\x12\x30\n\x05\x65rror\x18\r \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x05\x65rror\x12>\n\x06labels\x18\x0e \x03(\x0b\x32&.llmrouter.v1.StreamStatus.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"B\n\nStreamList\x12\x34\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x07streams\"<\n\x0c\x43ommandError\x12\x12\n\x04\x63ode\x18\x01 \x01(\rR\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"I\n\x12PauseStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"2\n\x13ResumeStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"J\n\x13\x43\x61ncelStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"2\n\x13StreamStatusCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"4\n\x13WatchStreamsCommand\x12\x1d\n\nstream_ids\x18\x01 \x03(\tR\tstreamIds\"6\n\x15UnwatchStreamsCommand\x12\x1d\n\nstream_ids\x18\x01 \x03(\tR\tstreamIds\"G\n\x12ListStreamsCommand\x12\x31\n\x06states\x18\x01 \x03(\x0e\x32\x19.llmrouter.v1.StreamStateR\x06states\"\xc3\x01\n\x0f\x41\x64\x64Subscription\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0b\x66rom_offset\x18\x02 \x01(\x04R\nfromOffset\x12-\n\x04\x66low\x18\x03 \x01(\x0b\x32\x19.llmrouter.v1.FlowControlR\x04\x66low\x12\x43\n\x0bslow_policy\x18\x04 \x01(\x0e\x32\".llmrouter.v1.SlowSubscriberPolicyR\nslowPolicy\"1\n\x12RemoveSubscription\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"L\n\x13SubscriptionCredits\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x18\n\x07\x63redits\x18\x02 \x01(\rR\x07\x63redits\"\x82\x01\n\x11SubscriptionAdded\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0b\x66rom_offset\x18\x02 \x01(\x04R\nfromOffset\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x19.llmrouter.v1.StreamStateR\x05state\"\x83\x01\n\x11SubscriptionEnded\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0bnext_offset\x18\x02 \x01(\x04R\nnextOffset\x12\x30\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x05\x65rror\"\x98\x02\n\x0bRouteTarget\x12\x18\n\x07\x62\x61\x63kend\x18\x01 \x01(\tR\x07\x62\x61\x63kend\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.BackendKindR\x04kind\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x34\n\x07\x63ircuit\x18\x04 \x01(\x0e\x32\x1a.llmrouter.v1.CircuitStateR\x07\x63ircuit\x12\x1b\n\tin_flight\x18\x05 \x01(\rR\x08inFlight\x12\x16\n\x06queued\x18\x06 \x01(\rR\x06queued\x12\'\n\x0fmax_concurrency\x18\x07 \x01(\rR\x0emaxConcurrency\x12\x16\n\x06weight\x18\x08 \x01(\rR\x06weight\"\xa2\x01\n\x05Route\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x06policy\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.RoutePolicyR\x06policy\x12\x33\n\x07targets\x18\x03 \x03(\x0b\x32\x19.llmrouter.v1.RouteTargetR\x07targets\x12\x1d\n\nis_default\x18\x04 \x01(\x08R\tisDefault\"\xad\x01\n\x0eLatencySummary\x12+\n\x03p50\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p50\x12+\n\x03p90\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p90\x12+\n\x03p99\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p99\x12\x14\n\x05\x63ount\x18\x04 \x01(\x04R\x05\x63ount\"\xd5\x03\n\x0bStatsReport\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\'\n\x0fstreams_created\x18\x02 \x01(\x04R\x0estreamsCreated\x12+\n\x11streams_completed\x18\x03 \x01(\x04R\x10streamsCompleted\x12%\n\x0estreams_failed\x18\x04 \x01(\x04R\rstreamsFailed\x12+\n\x11streams_cancelled\x18\x05 \x01(\x04R\x10streamsCancelled\x12!\n\x0csuccess_rate\x18\x06 \x01(\x01R\x0bsuccessRate\x12K\n\x13time_to_first_token\x18\x07 \x01(\x0b\x32\x1c.llmrouter.v1.LatencySummaryR\x10timeToFirstToken\x12=\n\x0binter_token\x18\x08 \x01(\x0b\x32\x1c.llmrouter.v1.LatencySummaryR\ninterToken\x12*\n\x11tokens_per_second\x18\t \x01(\x01R\x0ftokensPerSecond\x12+\n\x11\x63ompletion_tokens\x18\n \x01(\x04R\x10\x63ompletionTokens*\xc8\x01\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13STREAM_STATE_QUEUED\x10\x01\x12\x18\n\x14STREAM_STATE_RUNNING\x10\x02\x12\x17\n\x13STREAM_STATE_PAUSED\x10\x03\x12\x1a\n\x16STREAM_STATE_COMPLETED\x10\x04\x12\x17\n\x13STREAM_STATE_FAILED\x10\x05\x12\x1a\n\x16STREAM_STATE_CANCELLED\x10\x06*\xa8\x01\n\x14SlowSubscriberPolicy\x12&\n\"SLOW_SUBSCRIBER_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1cSLOW_SUBSCRIBER_POLICY_BLOCK\x10\x01\x12\x1f\n\x1bSLOW_SUBSCRIBER_POLICY_SKIP\x10\x02\x12%\n!SLOW_SUBSCRIBER_POLICY_DISCONNECT\x10\x03*{\n\x0b\x42\x61\x63kendKind\x12\x1c\n\x18\x42\x41\x43KEND_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42\x41\x43KEND_KIND_EMBEDDED\x10\x01\x12\x17\n\x13\x42\x41\x43KEND_KIND_OPENAI\x10\x02\x12\x1a\n\x16\x42\x41\x43KEND_KIND_ANTHROPIC\x10\x03*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x42HZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dllmrouter/v1/operations.proto\x12\x0cllmrouter.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xa6\x05\n\x0cStreamStatus\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12/\n\x05state\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.StreamStateR\x05state\x12\x14\n\x05route\x18\x03 \x01(\tR\x05route\x12\x14\n\x05model\x18\x04 \x01(\tR\x05model\x12\x18\n\x07\x62\x61\x63kend\x18\x05 \x01(\tR\x07\x62\x61\x63kend\x12\x1f\n\x0bnext_offset\x18\x06 \x01(\x04R\nnextOffset\x12\x32\n\x15\x66irst_retained_offset\x18\x07 \x01(\x04R\x13\x66irstRetainedOffset\x12)\n\x05usage\x18\x08 \x01(\x0b\x32\x13.llmrouter.v1.UsageR\x05usage\x12?\n\rfinish_reason\x18\t \x01(\x0e\x32\x1a.llmrouter.v1.FinishReasonR\x0c\x66inishReason\x12\x39\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n\x0b\x66inished_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nfinishedAt\x12\x1c\n\tconsumers\x18\x0c \x01(\rR\tconsumers\x12\x30\n\x05\x65rror\x18\r \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x05\x65rror\x12>\n\x06labels\x18\x0e \x03(\x0b\x32&.llmrouter.v1.StreamStatus.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"B\n\nStreamList\x12\x34\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x07streams\"l\n\x0c\x43ommandError\x12\x12\n\x04\x63ode\x18\x01 \x01(\rR\x04\x63ode\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12.\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.AnyR\x07\x64\x65tails\"I\n\x12PauseStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"2\n\x13ResumeStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"J\n\x13\x43\x61ncelStreamCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"2\n\x13StreamStatusCommand\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"4\n\x13WatchStreamsCommand\x12\x1d\n\nstream_ids\x18\x01 \x03(\tR\tstreamIds\"6\n\x15UnwatchStreamsCommand\x12\x1d\n\nstream_ids\x18\x01 \x03(\tR\tstreamIds\"G\n\x12ListStreamsCommand\x12\x31\n\x06states\x18\x01 \x03(\x0e\x32\x19.llmrouter.v1.StreamStateR\x06states\"\xc3\x01\n\x0f\x41\x64\x64Subscription\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0b\x66rom_offset\x18\x02 \x01(\x04R\nfromOffset\x12-\n\x04\x66low\x18\x03 \x01(\x0b\x32\x19.llmrouter.v1.FlowControlR\x04\x66low\x12\x43\n\x0bslow_policy\x18\x04 \x01(\x0e\x32\".llmrouter.v1.SlowSubscriberPolicyR\nslowPolicy\"1\n\x12RemoveSubscription\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\"L\n\x13SubscriptionCredits\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x18\n\x07\x63redits\x18\x02 \x01(\rR\x07\x63redits\"\x82\x01\n\x11SubscriptionAdded\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0b\x66rom_offset\x18\x02 \x01(\x04R\nfromOffset\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x19.llmrouter.v1.StreamStateR\x05state\"\x83\x01\n\x11SubscriptionEnded\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12\x1f\n\x0bnext_offset\x18\x02 \x01(\x04R\nnextOffset\x12\x30\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x05\x65rror\"\x98\x02\n\x0bRouteTarget\x12\x18\n\x07\x62\x61\x63kend\x18\x01 \x01(\tR\x07\x62\x61\x63kend\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.BackendKindR\x04kind\x12\x14\n\x05model\x18\x03 \x01(\tR\x05model\x12\x34\n\x07\x63ircuit\x18\x04 \x01(\x0e\x32\x1a.llmrouter.v1.CircuitStateR\x07\x63ircuit\x12\x1b\n\tin_flight\x18\x05 \x01(\rR\x08inFlight\x12\x16\n\x06queued\x18\x06 \x01(\rR\x06queued\x12\'\n\x0fmax_concurrency\x18\x07 \x01(\rR\x0emaxConcurrency\x12\x16\n\x06weight\x18\x08 \x01(\rR\x06weight\"\xa2\x01\n\x05Route\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x31\n\x06policy\x18\x02 \x01(\x0e\x32\x19.llmrouter.v1.RoutePolicyR\x06policy\x12\x33\n\x07targets\x18\x03 \x03(\x0b\x32\x19.llmrouter.v1.RouteTargetR\x07targets\x12\x1d\n\nis_default\x18\x04 \x01(\x08R\tisDefault\"\xad\x01\n\x0eLatencySummary\x12+\n\x03p50\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p50\x12+\n\x03p90\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p90\x12+\n\x03p99\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x03p99\x12\x14\n\x05\x63ount\x18\x04 \x01(\x04R\x05\x63ount\"\xd5\x03\n\x0bStatsReport\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\'\n\x0fstreams_created\x18\x02 \x01(\x04R\x0estreamsCreated\x12+\n\x11streams_completed\x18\x03 \x01(\x04R\x10streamsCompleted\x12%\n\x0estreams_failed\x18\x04 \x01(\x04R\rstreamsFailed\x12+\n\x11streams_cancelled\x18\x05 \x01(\x04R\x10streamsCancelled\x12!\n\x0csuccess_rate\x18\x06 \x01(\x01R\x0bsuccessRate\x12K\n\x13time_to_first_token\x18\x07 \x01(\x0b\x32\x1c.llmrouter.v1.LatencySummaryR\x10timeToFirstToken\x12=\n\x0binter_token\x18\x08 \x01(\x0b\x32\x1c.llmrouter.v1.LatencySummaryR\ninterToken\x12*\n\x11tokens_per_second\x18\t \x01(\x01R\x0ftokensPerSecond\x12+\n\x11\x63ompletion_tokens\x18\n \x01(\x04R\x10\x63ompletionTokens*\xc8\x01\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13STREAM_STATE_QUEUED\x10\x01\x12\x18\n\x14STREAM_STATE_RUNNING\x10\x02\x12\x17\n\x13STREAM_STATE_PAUSED\x10\x03\x12\x1a\n\x16STREAM_STATE_COMPLETED\x10\x04\x12\x17\n\x13STREAM_STATE_FAILED\x10\x05\x12\x1a\n\x16STREAM_STATE_CANCELLED\x10\x06*\xa8\x01\n\x14SlowSubscriberPolicy\x12&\n\"SLOW_SUBSCRIBER_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1cSLOW_SUBSCRIBER_POLICY_BLOCK\x10\x01\x12\x1f\n\x1bSLOW_SUBSCRIBER_POLICY_SKIP\x10\x02\x12%\n!SLOW_SUBSCRIBER_POLICY_DISCONNECT\x10\x03*{\n\x0b\x42\x61\x63kendKind\x12\x1c\n\x18\x42\x41\x43KEND_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42\x41\x43KEND_KIND_EMBEDDED\x10\x01\x12\x17\n\x13\x42\x41\x43KEND_KIND_OPENAI\x10\x02\x12\x1a\n\x16\x42\x41\x43KEND_KIND_ANTHROPIC\x10\x03*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x42HZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,52 +39,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1'
   _globals['_STREAMSTATUS_LABELSENTRY']._loaded_options = None
   _globals['_STREAMSTATUS_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_STREAMSTATE']._serialized_start=3110
-  _globals['_STREAMSTATE']._serialized_end=3310
-  _globals['_SLOWSUBSCRIBERPOLICY']._serialized_start=3313
-  _globals['_SLOWSUBSCRIBERPOLICY']._serialized_end=3481
-  _globals['_BACKENDKIND']._serialized_start=3483
-  _globals['_BACKENDKIND']._serialized_end=3606
-  _globals['_CIRCUITSTATE']._serialized_start=3608
-  _globals['_CIRCUITSTATE']._serialized_end=3732
-  _globals['_STREAMSTATUS']._serialized_start=171
-  _globals['_STREAMSTATUS']._serialized_end=849
-  _globals['_STREAMSTATUS_LABELSENTRY']._serialized_start=792
-  _globals['_STREAMSTATUS_LABELSENTRY']._serialized_end=849
-  _globals['_STREAMLIST']._serialized_start=851
-  _globals['_STREAMLIST']._serialized_end=917
-  _globals['_COMMANDERROR']._serialized_start=919
-  _globals['_COMMANDERROR']._serialized_end=979
-  _globals['_PAUSESTREAMCOMMAND']._serialized_start=981
-  _globals['_PAUSESTREAMCOMMAND']._serialized_end=1054
-  _globals['_RESUMESTREAMCOMMAND']._serialized_start=1056
-  _globals['_RESUMESTREAMCOMMAND']._serialized_end=1106
-  _globals['_CANCELSTREAMCOMMAND']._serialized_start=1108
-  _globals['_CANCELSTREAMCOMMAND']._serialized_end=1182
-  _globals['_STREAMSTATUSCOMMAND']._serialized_start=1184
-  _globals['_STREAMSTATUSCOMMAND']._serialized_end=1234
-  _globals['_WATCHSTREAMSCOMMAND']._serialized_start=1236
-  _globals['_WATCHSTREAMSCOMMAND']._serialized_end=1288
-  _globals['_UNWATCHSTREAMSCOMMAND']._serialized_start=1290
-  _globals['_UNWATCHSTREAMSCOMMAND']._serialized_end=1344
-  _globals['_LISTSTREAMSCOMMAND']._serialized_start=1346
-  _globals['_LISTSTREAMSCOMMAND']._serialized_end=1417
-  _globals['_ADDSUBSCRIPTION']._serialized_start=1420
-  _globals['_ADDSUBSCRIPTION']._serialized_end=1615
-  _globals['_REMOVESUBSCRIPTION']._serialized_start=1617
-  _globals['_REMOVESUBSCRIPTION']._serialized_end=1666
-  _globals['_SUBSCRIPTIONCREDITS']._serialized_start=1668
-  _globals['_SUBSCRIPTIONCREDITS']._serialized_end=1744
-  _globals['_SUBSCRIPTIONADDED']._serialized_start=1747
-  _globals['_SUBSCRIPTIONADDED']._serialized_end=1877
-  _globals['_SUBSCRIPTIONENDED']._serialized_start=1880
-  _globals['_SUBSCRIPTIONENDED']._serialized_end=2011
-  _globals['_ROUTETARGET']._serialized_start=2014
-  _globals['_ROUTETARGET']._serialized_end=2294
-  _globals['_ROUTE']._serialized_start=2297
-  _globals['_ROUTE']._serialized_end=2459
-  _globals['_LATENCYSUMMARY']._serialized_start=2462
-  _globals['_LATENCYSUMMARY']._serialized_end=2635
-  _globals['_STATSREPORT']._serialized_start=2638
-  _globals['_STATSREPORT']._serialized_end=3107
+  _globals['_STREAMSTATE']._serialized_start=3185
+  _globals['_STREAMSTATE']._serialized_end=3385
+  _globals['_SLOWSUBSCRIBERPOLICY']._serialized_start=3388
+  _globals['_SLOWSUBSCRIBERPOLICY']._serialized_end=3556
+  _globals['_BACKENDKIND']._serialized_start=3558
+  _globals['_BACKENDKIND']._serialized_end=3681
+  _globals['_CIRCUITSTATE']._serialized_start=3683
+  _globals['_CIRCUITSTATE']._serialized_end=3807
+  _globals['_STREAMSTATUS']._serialized_start=198
+  _globals['_STREAMSTATUS']._serialized_end=876
+  _globals['_STREAMSTATUS_LABELSENTRY']._serialized_start=819
+  _globals['_STREAMSTATUS_LABELSENTRY']._serialized_end=876
+  _globals['_STREAMLIST']._serialized_start=878
+  _globals['_STREAMLIST']._serialized_end=944
+  _globals['_COMMANDERROR']._serialized_start=946
+  _globals['_COMMANDERROR']._serialized_end=1054
+  _globals['_PAUSESTREAMCOMMAND']._serialized_start=1056
+  _globals['_PAUSESTREAMCOMMAND']._serialized_end=1129
+  _globals['_RESUMESTREAMCOMMAND']._serialized_start=1131
+  _globals['_RESUMESTREAMCOMMAND']._serialized_end=1181
+  _globals['_CANCELSTREAMCOMMAND']._serialized_start=1183
+  _globals['_CANCELSTREAMCOMMAND']._serialized_end=1257
+  _globals['_STREAMSTATUSCOMMAND']._serialized_start=1259
+  _globals['_STREAMSTATUSCOMMAND']._serialized_end=1309
+  _globals['_WATCHSTREAMSCOMMAND']._serialized_start=1311
+  _globals['_WATCHSTREAMSCOMMAND']._serialized_end=1363
+  _globals['_UNWATCHSTREAMSCOMMAND']._serialized_start=1365
+  _globals['_UNWATCHSTREAMSCOMMAND']._serialized_end=1419
+  _globals['_LISTSTREAMSCOMMAND']._serialized_start=1421
+  _globals['_LISTSTREAMSCOMMAND']._serialized_end=1492
+  _globals['_ADDSUBSCRIPTION']._serialized_start=1495
+  _globals['_ADDSUBSCRIPTION']._serialized_end=1690
+  _globals['_REMOVESUBSCRIPTION']._serialized_start=1692
+  _globals['_REMOVESUBSCRIPTION']._serialized_end=1741
+  _globals['_SUBSCRIPTIONCREDITS']._serialized_start=1743
+  _globals['_SUBSCRIPTIONCREDITS']._serialized_end=1819
+  _globals['_SUBSCRIPTIONADDED']._serialized_start=1822
+  _globals['_SUBSCRIPTIONADDED']._serialized_end=1952
+  _globals['_SUBSCRIPTIONENDED']._serialized_start=1955
+  _globals['_SUBSCRIPTIONENDED']._serialized_end=2086
+  _globals['_ROUTETARGET']._serialized_start=2089
+  _globals['_ROUTETARGET']._serialized_end=2369
+  _globals['_ROUTE']._serialized_start=2372
+  _globals['_ROUTE']._serialized_end=2534
+  _globals['_LATENCYSUMMARY']._serialized_start=2537
+  _globals['_LATENCYSUMMARY']._serialized_end=2710
+  _globals['_STATSREPORT']._serialized_start=2713
+  _globals['_STATSREPORT']._serialized_end=3182
 # @@protoc_insertion_point(module_scope)
