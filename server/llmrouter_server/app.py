@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-# The asyncio servicer, which the package also exposes untyped as ``health.aio``.
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from llmrouter.v1 import service_pb2, service_pb2_grpc
 
 from llmrouter_server.api.health import RouteHealth
+from llmrouter_server.api.health_service import HealthServicer
+from llmrouter_server.api.reflection_service import enable_reflection
 from llmrouter_server.api.servicer import RouterServicer
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.backends.build import build_backends
@@ -84,9 +83,7 @@ async def start_server(
     service_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(generations), server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    enable_reflection(server, [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME])
     port = server.add_insecure_port(f"{config.server.host}:{config.server.port}")
     await server.start()
     for name in ("", SERVICE_NAME):
