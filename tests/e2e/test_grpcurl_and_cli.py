@@ -131,7 +131,10 @@ def test_cli_reports_errors_with_the_status(address: str) -> None:
     )  # fmt: skip
 
     assert result.returncode == 1
-    assert "NOT_FOUND: start.model: unknown model 'nope'" in result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("llmrouter: NOT_FOUND: start.model: unknown model 'nope'")
+    assert line.endswith("; 'llmrouter models' lists the routes and models")
 
 
 def test_serve_with_a_bad_config_fails_naming_the_key(tmp_path: Path) -> None:

@@ -1,0 +1,118 @@
+"""The ``llmrouter`` command line: commands, options and help text."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+from llmrouter_server import __version__
+from llmrouter_server.cli import commands
+from llmrouter_server.cli.address import ADDRESS_ENV, DEFAULT_ADDRESS
+from llmrouter_server.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from llmrouter_server.cli.serve import serve
+
+Run = Callable[[argparse.Namespace], Awaitable[int]]
+"""A command's coroutine function; it returns the exit status."""
+
+DESCRIPTION = "llmrouter: route and stream LLM generations over gRPC."
+
+EPILOG = f"""\
+client commands (generate, models, health) reach the server at --address,
+else ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}.
+
+errors are one line on stderr; --debug adds the traceback.
+
+exit status:
+  {EXIT_OK}    success (health: the service is SERVING)
+  {EXIT_FAILURE}    runtime failure: server unreachable, an error status from the server,
+       a service not SERVING, or serve cannot listen
+  {EXIT_USAGE}    usage or configuration error: a bad option, address or config key
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
+
+SERVE_EPILOG = f"""\
+settings come from the YAML file (--config, else $LLMROUTER_CONFIG) and from
+LLMROUTER_<SECTION>__<KEY> variables, e.g. LLMROUTER_SERVER__PORT=50052.
+
+{EPILOG}"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Reports a usage error in one line, pointing at the command's help."""
+        self.exit(EXIT_USAGE, f"llmrouter: {message}; see '{self.prog} --help'\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every command; each sets ``run`` to its coroutine function."""
+    parser = _Parser(
+        prog="llmrouter",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    _debug(parser, default=False)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serving = _command(sub, "serve", "run the gRPC server", serve, epilog=SERVE_EPILOG)
+    serving.add_argument("--config", help="YAML config file (default: $LLMROUTER_CONFIG)")
+    serving.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+
+    generate = _command(sub, "generate", "stream a generation to the terminal", commands.generate)
+    generate.add_argument("prompt", help="the user message")
+    generate.add_argument("--model", default="", help="route or BACKEND/MODEL")
+    generate.add_argument("--system", default="", help="a system message")
+    generate.add_argument("--max-tokens", type=int, help="token limit")
+    generate.add_argument("--temperature", type=float, help="0 is greedy")
+    generate.add_argument("--seed", type=int, help="random seed")
+    generate.add_argument("--stop", action="append", default=[], help="stop sequence")
+    generate.add_argument("--json", action="store_true", help="ask for JSON output")
+    _address(generate)
+
+    _address(_command(sub, "models", "list routes and targets", commands.models))
+
+    check = _command(sub, "health", "exit 0 when the server is SERVING", commands.health)
+    check.add_argument("--service", default="", help="service name; empty is overall")
+    _address(check)
+    return parser
+
+
+def _command(
+    sub: argparse._SubParsersAction[_Parser],
+    name: str,
+    summary: str,
+    run: Run,
+    *,
+    epilog: str = EPILOG,
+) -> _Parser:
+    command = sub.add_parser(
+        name,
+        help=summary,
+        description=f"llmrouter {name}: {summary}.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.set_defaults(run=run)
+    _debug(command, default=argparse.SUPPRESS)
+    return command
+
+
+def _address(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--address", help=f"server HOST:PORT (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})"
+    )
+
+
+def _debug(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """``--debug`` before or after the command.
+
+    The command's copy defaults to ``SUPPRESS``: argparse copies a command's
+    defaults over the top level's values, which would undo ``llmrouter --debug``.
+    """
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show the traceback of an error"
+    )
