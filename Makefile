@@ -15,18 +15,20 @@ GRPCURL := $(TOOLS)/bin/grpcurl
 GO_PLUGINS := $(TOOLS)/bin/protoc-gen-go $(TOOLS)/bin/protoc-gen-go-grpc
 TS_DEPS := clients/typescript/node_modules/.installed
 GENERATED := clients/python/src/llmrouter/v1 clients/go/gen clients/typescript/src/gen
+# The contract with its comments and imports, which server reflection serves.
+DESCRIPTORS := server/llmrouter_server/api/descriptors.binpb
 RELEASED_CONTRACT := protos/released.txtpb
 PYTEST_ARGS ?=
 
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
-	breaking release-contract lint format bench clean
+	breaking release-contract lint format bench clean dist
 
 serve: install
 	$(VENV)/bin/llmrouter serve
 
-test: install tools check-generated breaking lint test-go test-ts
+test: install tools check-generated breaking lint test-go test-ts dist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The compilers llama-cpp-python builds with, from Debian's packages when missing.
@@ -68,12 +70,15 @@ $(GRPCURL):
 generate: install tools go-tools ts-deps
 	rm -rf $(GENERATED)
 	$(BUF) generate
+	$(BUF) build --as-file-descriptor-set -o $(DESCRIPTORS)
 
 # Regenerates into a scratch copy and fails when the checked-in code differs.
 check-generated: install tools go-tools ts-deps lint-proto
 	rm -rf $(TOOLS)/check && mkdir -p $(TOOLS)/check
 	$(BUF) generate --template buf.gen.yaml -o $(TOOLS)/check
-	for dir in $(GENERATED); do diff -r $(TOOLS)/check/$$dir $$dir || \
+	mkdir -p $(dir $(TOOLS)/check/$(DESCRIPTORS))
+	$(BUF) build --as-file-descriptor-set -o $(TOOLS)/check/$(DESCRIPTORS)
+	for path in $(GENERATED) $(DESCRIPTORS); do diff -r $(TOOLS)/check/$$path $$path || \
 		{ echo "generated code is stale: run 'make generate' and commit" >&2; exit 1; }; done
 
 lint-proto: tools
@@ -113,6 +118,22 @@ test-go: install
 
 test-ts: install $(TS_DEPS)
 	cd clients/typescript && npm test --silent
+
+# The clients as artifacts to install from, since none is published: the Python wheel and
+# sdist, the npm tarball, and the Go module as a tarball whose unpacked folder a `replace`
+# directive points at (its module path is not fetchable). Rebuilt from the work tree each
+# time; tests/dist installs each one in a clean project and runs it against the server.
+CLIENT_VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' clients/python/pyproject.toml)
+GO_DIST := llmrouter-go-$(CLIENT_VERSION)
+
+dist: install $(TS_DEPS)
+	rm -rf dist && mkdir dist
+	$(PY) -m build --quiet --outdir dist clients/python
+	cd clients/typescript && npm pack --silent --pack-destination $(CURDIR)/dist >/dev/null
+	tar --create --use-compress-program='gzip -n' --file dist/$(GO_DIST).tar.gz \
+		--sort=name --mtime=@315532800 --owner=0 --group=0 --numeric-owner \
+		--exclude='*_test.go' --transform='s,^clients/go,$(GO_DIST),' clients/go
+	ls -l dist
 
 lint: install
 	$(PY) -m ruff check .

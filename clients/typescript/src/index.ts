@@ -1,3 +1,7 @@
+// Connect's public types (CallOptions, Transport, ConnectError) name the Fetch API's
+// HeadersInit, which only TypeScript's DOM lib declares (@types/node has Headers but not
+// HeadersInit), so the declarations pull that lib in for consumers that leave it out.
+/// <reference lib="dom" preserve="true" />
 /**
  * A TypeScript client for the llmrouter gRPC service (llmrouter.v1), over
  * Connect's gRPC transport for Node. The generated messages are re-exported
