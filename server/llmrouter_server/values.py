@@ -95,3 +95,16 @@ class MidStreamAction(StrEnum):
     """Start again on the next target; the client is told to discard the text."""
     FAIL = "fail"
     """End the generation with the failure."""
+
+
+class CancelledBy(StrEnum):
+    """Who cancelled a generation."""
+
+    CALLER = "caller"
+    """The Generate caller (``cancel``, or its call ended under CANCEL)."""
+    OPERATOR = "operator"
+    """An operator, through Control."""
+    DETACH_TIMEOUT = "detach_timeout"
+    """Nobody re-attached to a detached generation within its TTL."""
+    SHUTDOWN = "shutdown"
+    """The server shut down first."""

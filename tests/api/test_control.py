@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
@@ -109,10 +110,16 @@ async def test_failed_commands_are_answered_in_band_and_the_channel_stays_open(
 
     assert (unknown.request_id, unknown.error.code) == ("1", NOT_FOUND)
     assert "stream 'nope' not found" in unknown.error.message
+    info = error_details_pb2.ErrorInfo()
+    assert unknown.error.details[0].Unpack(info)
+    assert (info.domain, info.reason) == ("llmrouter.v1", "NOT_FOUND")
     assert finished.error.code == FAILED_PRECONDITION
     assert finished.error.message == "cannot pause stream 'done': it has completed"
     assert not_paused.error.code == FAILED_PRECONDITION
     assert empty.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    violations = error_details_pb2.BadRequest()
+    assert empty.error.details[1].Unpack(violations)
+    assert violations.field_violations[0].field == "ControlRequest.command"
     assert status.status.state == ops_pb.STREAM_STATE_COMPLETED
     assert status.status.next_offset == 5
     assert status.status.usage.completion_tokens == 3

@@ -165,10 +165,11 @@ async def test_operator_pauses_resumes_and_cancels_from_another_connection(
     assert (paused.request_id, paused.status.state) == ("p", ops_pb.STREAM_STATE_PAUSED)
     assert resumed.status.state == ops_pb.STREAM_STATE_RUNNING
     assert cancelled.status.state == ops_pb.STREAM_STATE_CANCELLED
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await read_events(call)
-    assert caught.value.code() == grpc.StatusCode.CANCELLED
-    assert caught.value.details() == f"stream '{stream_id}' was cancelled: enough"
+    completed = (await read_events(call))[-1].completed
+    assert completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert (completed.cancelled_by, completed.cancel_reason) == (
+        ev_pb.CANCELLED_BY_OPERATOR, "enough"
+    )  # fmt: skip
     await eventually(lambda: backend.busy == 0)
     steps = backend.decode_steps
     await asyncio.sleep(0.3)

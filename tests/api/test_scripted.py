@@ -107,7 +107,7 @@ async def test_third_generation_queues_behind_a_limit_of_two(
     await eventually(lambda: backend.open_streams == 0)
 
 
-async def test_shutdown_ends_running_generations_unavailable_with_their_offset(
+async def test_shutdown_ends_running_generations_with_a_cancelled_completion(
     backend: ScriptedBackend,
 ) -> None:
     backend.script = [Step("x"), Step(stall=True)]
@@ -115,21 +115,24 @@ async def test_shutdown_ends_running_generations_unavailable_with_their_offset(
         call = served.stub.Generate(iter([start()]))
         events = await read_events(call, limit=2)
         stopping = asyncio.create_task(served.server.stop(0.2))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: not served.server.generations.accepting)
         health = await health_pb2_grpc.HealthStub(served.channel).Check(
             health_pb2.HealthCheckRequest()
         )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await generate(served.stub, start())
-        with pytest.raises(grpc.aio.AioRpcError) as ended:
-            await read_events(call)
+        rest = await read_events(call)
         await stopping
 
-    assert kinds(events) == ["started", "chunk"]
+    assert kinds(events + rest) == ["started", "chunk", "completed"]
+    assert rest[0].offset == 2
+    completed = rest[0].completed
+    assert completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert (completed.cancelled_by, completed.cancel_reason) == (
+        ev_pb.CANCELLED_BY_SHUTDOWN, "the server shut down; retry elsewhere"
+    )  # fmt: skip
     assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert error_info(ended.value).metadata["offset"] == "2"
     assert backend.open_streams == 0
 
 

@@ -139,6 +139,7 @@ async def test_sends_a_streaming_messages_request(monkeypatch: pytest.MonkeyPatc
     assert headers["accept"] == "text/event-stream"
     assert "authorization" not in headers
     assert deltas == [
+        Delta(usage=Usage(25, 0)),  # the prompt tokens, known from message_start
         Delta(text="Hel", token_count=1),
         Delta(text="lo", token_count=1),
         Delta(finish_reason=FinishReason.STOP, usage=Usage(25, 2)),
@@ -187,8 +188,8 @@ async def test_a_continuation_is_a_prefill_without_trailing_whitespace(
     if prefill is not None:
         expected.append({"role": "assistant", "content": prefill})
     assert messages == expected
-    assert [d.text for d in deltas[:-1]] == received
-    assert [d.token_count for d in deltas[:-1]] == [1] * len(sent)
+    assert [d.text for d in deltas[1:-1]] == received  # after the usage, before the end
+    assert [d.token_count for d in deltas[1:-1]] == [1] * len(sent)
 
 
 async def test_events_the_backend_does_not_use_are_skipped() -> None:
@@ -203,6 +204,7 @@ async def test_events_the_backend_does_not_use_are_skipped() -> None:
     )
 
     assert await _collect(_backend(_sse(body))) == [
+        Delta(usage=Usage(11, 0)),
         Delta(text="Hi", token_count=1),
         Delta(finish_reason=FinishReason.LENGTH, usage=Usage(11, 5)),
     ]
@@ -242,7 +244,7 @@ async def test_an_error_event_mid_stream(kind: str, retryable: bool) -> None:
     with pytest.raises(BackendError) as caught:
         await _collect(_backend(_sse(body)), received=received)
 
-    assert received == [Delta(text="Hel", token_count=1)]
+    assert received == [Delta(usage=Usage(25, 0)), Delta(text="Hel", token_count=1)]
     assert type(caught.value) is BackendError
     detail = "upstream reported an error mid-stream: Overloaded"
     assert caught.value.message == f"backend 'claude': {detail}"
@@ -396,6 +398,7 @@ async def test_streams_every_token_from_a_real_socket(upstream: AnthropicUpstrea
 async def test_closing_the_stream_early_closes_the_connection(upstream: AnthropicUpstream) -> None:
     backend = _loopback(await upstream.start())
     stream = backend.stream(PLAIN)
+    usage = await anext(stream)  # the prompt tokens, from message_start
     first = [await anext(stream) for _ in range(3)]
 
     await stream.aclose()
@@ -403,6 +406,7 @@ async def test_closing_the_stream_early_closes_the_connection(upstream: Anthropi
     async with asyncio.timeout(5):
         await upstream.closed.wait()
     await backend.close()
+    assert usage.usage is not None
     assert [d.text for d in first] == [" t0", " t1", " t2"]
     # TCP stopped the upstream long before the end: only what the socket buffers held was written.
     assert upstream.sent < upstream.tokens

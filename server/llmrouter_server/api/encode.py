@@ -9,7 +9,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api.attempts import attempt_failed
-from llmrouter_server.api.status import status_code
+from llmrouter_server.api.status import details, status_code
 from llmrouter_server.errors import RouterError
 from llmrouter_server.routing.breaker import CircuitState
 from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
@@ -17,7 +17,7 @@ from llmrouter_server.routing.route import Route
 from llmrouter_server.streams import events
 from llmrouter_server.streams.generation import StreamState
 from llmrouter_server.streams.status import StreamStatus
-from llmrouter_server.values import FinishReason, MidStreamAction, RoutePolicy, Usage
+from llmrouter_server.values import CancelledBy, FinishReason, MidStreamAction, RoutePolicy, Usage
 
 _FINISH = {
     FinishReason.STOP: ev_pb.FINISH_REASON_STOP,
@@ -51,6 +51,13 @@ _ACTIONS = {
     MidStreamAction.CONTINUE: gen_pb.MID_STREAM_ACTION_CONTINUE,
     MidStreamAction.RESTART: gen_pb.MID_STREAM_ACTION_RESTART,
     MidStreamAction.FAIL: gen_pb.MID_STREAM_ACTION_FAIL,
+}
+
+_CANCELLED_BY = {
+    CancelledBy.CALLER: ev_pb.CANCELLED_BY_CALLER,
+    CancelledBy.OPERATOR: ev_pb.CANCELLED_BY_OPERATOR,
+    CancelledBy.DETACH_TIMEOUT: ev_pb.CANCELLED_BY_DETACH_TIMEOUT,
+    CancelledBy.SHUTDOWN: ev_pb.CANCELLED_BY_SHUTDOWN,
 }
 
 _CIRCUITS = {
@@ -129,8 +136,10 @@ def stream_status_state(state: StreamState) -> ops_pb.StreamState:
 
 
 def command_error(error: RouterError) -> ops_pb.CommandError:
-    """An in-band error: the status code it maps to and its message."""
-    return ops_pb.CommandError(code=status_code(error).value[0], message=error.message)
+    """An in-band error: the status code it maps to, its message and its details."""
+    return ops_pb.CommandError(
+        code=status_code(error).value[0], message=error.message, details=details(error)
+    )
 
 
 def list_models_response(routes: list[Route], default_route: str) -> svc_pb.ListModelsResponse:
@@ -222,6 +231,10 @@ def _completed(completed: events.Completed) -> ev_pb.Completed:
             )
             for item in completed.attempt_usage
         ],
+        cancelled_by=_CANCELLED_BY.get(completed.cancelled_by, ev_pb.CANCELLED_BY_UNSPECIFIED)
+        if completed.cancelled_by
+        else ev_pb.CANCELLED_BY_UNSPECIFIED,
+        cancel_reason=completed.cancel_reason,
     )
 
 

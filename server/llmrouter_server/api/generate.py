@@ -20,6 +20,7 @@ from llmrouter_server.errors import (
 from llmrouter_server.streams.generation import Generation
 from llmrouter_server.streams.log import Cursor
 from llmrouter_server.streams.service import Generations
+from llmrouter_server.values import CancelledBy
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ async def _steer(
 def _apply(request: svc_pb.GenerateRequest, generation: Generation, cursor: Cursor) -> None:
     action = request.WhichOneof("action")
     if action == "cancel":
-        generation.cancel()
+        generation.cancel(CancelledBy.CALLER, request.cancel.reason)
     elif action == "pause":
         generation.pause(request.pause.reason)
     elif action == "resume":

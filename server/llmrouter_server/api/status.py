@@ -70,7 +70,14 @@ def _backend_code(error: errors.BackendError) -> grpc.StatusCode:
 
 def to_status(error: errors.RouterError) -> grpc.Status:
     """The status, message and rich details of a domain error."""
-    code = status_code(error)
+    rich = status_pb2.Status(
+        code=status_code(error).value[0], message=error.message, details=details(error)
+    )
+    return rpc_status.to_status(rich)
+
+
+def details(error: errors.RouterError) -> list[any_pb2.Any]:
+    """The rich details of a domain error, for a status or an in-band command error."""
     details = [_pack(_error_info(error))]
     if isinstance(error, errors.InvalidArgument) and error.field:
         violation = error_details_pb2.BadRequest.FieldViolation(
@@ -84,8 +91,7 @@ def to_status(error: errors.RouterError) -> grpc.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(math.ceil(retry_after * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    rich = status_pb2.Status(code=code.value[0], message=error.message, details=details)
-    return rpc_status.to_status(rich)
+    return details
 
 
 async def abort(

@@ -164,7 +164,9 @@ class _Turn:
             return self._text(_object(event, "delta"))
         if kind == "message_start":
             self._count(_object(_object(event, "message"), "usage"))
-        elif kind == "message_delta":
+            # Prompt tokens are known now: a cancelled generation still counts them.
+            return Delta(usage=Usage(self.input_tokens, 0)) if self.input_tokens else None
+        if kind == "message_delta":
             self._count(_object(event, "usage"))
             self.stop_reason = _object(event, "delta").get("stop_reason") or self.stop_reason
         elif kind == "message_stop":

@@ -105,7 +105,10 @@ class Decode:
             return self._finish(FinishReason.STOP)
         self.produced += 1
         text = self._utf8.decode(self._llm.detokenize([token]))
-        return Delta(text=text, token_count=1, token_ids=(token,))
+        # The first delta reports the prompt tokens, so a generation cancelled
+        # before its end still counts them.
+        usage = Usage(self._prompt_tokens, 0) if self.produced == 1 else None
+        return Delta(text=text, token_count=1, token_ids=(token,), usage=usage)
 
     def close(self) -> None:
         """Stops decoding; the instance is free for the next generation."""

@@ -22,7 +22,7 @@ from llmrouter_server.streams.events import (
     Timings,
 )
 from llmrouter_server.streams.request import StreamOptions
-from llmrouter_server.values import FinishReason, Usage
+from llmrouter_server.values import CancelledBy, FinishReason, Usage
 
 
 class Accounting:
@@ -97,8 +97,9 @@ class Accounting:
         """Records that a stop sequence ended the generation."""
         self.finish_reason = FinishReason.STOP_SEQUENCE
 
-    def completed(self, *, cancelled: bool = False) -> Completed:
-        """The completion event for the tally so far."""
+    def completed(self, cancelled_by: CancelledBy | None = None, why: str = "") -> Completed:
+        """The completion event for the tally so far (a cancellation when ``cancelled_by``)."""
+        cancelled = cancelled_by is not None
         reason = FinishReason.CANCELLED if cancelled else self.finish_reason or FinishReason.STOP
         self.final_reason = reason
         now = self._clock()
@@ -119,6 +120,8 @@ class Accounting:
                 AttemptUsage(s.attempt, s.target, s.model, s.backend, s.usage)
                 for s in self._transcript.usage_by_attempt()
             ),
+            cancelled_by=cancelled_by,
+            cancel_reason=why,
         )
 
     def _progress(self, now: float) -> Progress:

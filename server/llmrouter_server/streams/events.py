@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
-from llmrouter_server.values import FinishReason, Usage
+from llmrouter_server.values import CancelledBy, FinishReason, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,10 @@ class Completed:
     """Attempts made."""
     attempt_usage: tuple[AttemptUsage, ...] = ()
     """Usage per attempt; ``usage`` is their sum."""
+    cancelled_by: CancelledBy | None = None
+    """CANCELLED only: who cancelled it."""
+    cancel_reason: str = ""
+    """CANCELLED only: why, as the canceller said."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
 
-from llmrouter_server.errors import Cancelled, FailedPrecondition, Internal, RouterError
+from llmrouter_server.errors import FailedPrecondition, Internal, RouterError
 from llmrouter_server.routing.items import AttemptStarted, RouteItem
 from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
@@ -29,6 +29,7 @@ from llmrouter_server.streams.events import Paused, Resumed, Started
 from llmrouter_server.streams.log import Cursor, ReplayLog, Window
 from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
+from llmrouter_server.values import CancelledBy
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class Generation:
         self._free.set()
         self._state_before_pause = StreamState.QUEUED
         self._task: asyncio.Task[None] | None = None
-        self._cancel_error: RouterError | None = None
+        self._cancelled = (CancelledBy.CALLER, "")
         self._owner: Cursor | None = None
         self._placeholder: Cursor | None = None
         self._detach_timer: asyncio.TimerHandle | None = None
@@ -153,7 +154,7 @@ class Generation:
     def _detach_expired(self) -> None:
         self._detach_timer = None
         if self._placeholder is not None:
-            self.cancel(Cancelled(f"stream {self.stream_id!r}: no consumer came back in time"))
+            self.cancel(CancelledBy.DETACH_TIMEOUT, "no consumer came back within the detach TTL")
 
     def start(self, on_done: Callable[[Generation], None] | None = None) -> None:
         """Starts producing.
@@ -197,18 +198,19 @@ class Generation:
         self._set_state(self._state_before_pause)
         self._free.set()
 
-    def cancel(self, error: RouterError | None = None) -> None:
+    def cancel(self, by: CancelledBy = CancelledBy.CALLER, reason: str = "") -> None:
         """Stops the generation and its backend.
 
+        Whoever cancels, the log ends with one ``Completed`` event (CANCELLED,
+        who and why), which every consumer gets at once: it needs no credit.
+
         Args:
-            error: None when the caller itself cancelled: the log then ends
-                with a CANCELLED completion event. Otherwise the log ends with
-                this error (``Cancelled`` from an operator, ``Unavailable`` at
-                shutdown).
+            by: Who cancels.
+            reason: Why, in their words.
         """
         if self.state in FINISHED or self._task is None:
             return
-        self._cancel_error = error
+        self._cancelled = (by, reason)
         self._task.cancel()
 
     async def wait(self) -> None:
@@ -310,25 +312,20 @@ class Generation:
         return False
 
     def _finish_cancelled(self) -> None:
-        error = self._cancel_error
+        by, reason = self._cancelled
         logger.info(
-            "stream %s cancelled at offset %d: %s",
-            self.stream_id,
-            self.log.next_offset,
-            error.message if error is not None else "by its caller",
-        )
-        if error is None:
-            self.log.append(self.tally.completed(cancelled=True))
-            self._set_state(StreamState.CANCELLED)
-            self.log.close()
-            self._forget_placeholder()
-            return
-        self._fail(error, state=StreamState.CANCELLED if isinstance(error, Cancelled) else None)
+            "stream %s cancelled by %s at offset %d%s",
+            self.stream_id, by, self.log.next_offset, f": {reason}" if reason else "",
+        )  # fmt: skip
+        self.log.append(self.tally.completed(by, reason))
+        self._set_state(StreamState.CANCELLED)
+        self.log.close(abrupt=True)
+        self._forget_placeholder()
 
-    def _fail(self, error: RouterError, state: StreamState | None = None) -> None:
+    def _fail(self, error: RouterError) -> None:
         self.error = error.at(self.stream_id, self.log.next_offset)
-        self._set_state(state or StreamState.FAILED)
-        self.log.close(self.error)
+        self._set_state(StreamState.FAILED)
+        self.log.close(self.error, abrupt=True)
         self._forget_placeholder()
 
     def _forget_placeholder(self) -> None:

@@ -77,6 +77,7 @@ class ReplayLog:
         self.total_bytes = 0
         self.retained_bytes = 0
         self.finished = False
+        self.abrupt = False
         self.error: RouterError | None = None
         self._events: deque[Event] = deque()
         self._starts: deque[int] = deque()
@@ -104,9 +105,17 @@ class ReplayLog:
         self._wake()
         return event
 
-    def close(self, error: RouterError | None = None) -> None:
-        """Marks the log complete; readers get ``error`` after the last event."""
+    def close(self, error: RouterError | None = None, *, abrupt: bool = False) -> None:
+        """Marks the log complete; readers get ``error`` after the last event.
+
+        Args:
+            error: What the generation failed with, if it failed.
+            abrupt: The generation was cancelled or failed: its end (the last
+                event, or the error) needs no credit, and a reader out of
+                credits skips to it; what it skips stays for replay.
+        """
         self.finished = True
+        self.abrupt = abrupt
         self.error = error
         self._wake()
         self._room.set()
@@ -279,6 +288,8 @@ class Cursor:
             await self._wakeup.wait()
         if self._failure is not None:
             raise self._failure
+        if self._credits == 0 and self.log.abrupt:
+            return self._skip_to_end()
         if self.offset >= self.log.next_offset:
             if self.log.error is not None:
                 raise self.log.error
@@ -293,7 +304,19 @@ class Cursor:
             return False
         if self.offset >= self.log.next_offset:
             return not self.log.finished
-        return self._credits == 0
+        return self._credits == 0 and not self.log.abrupt
+
+    def _skip_to_end(self) -> Event | None:
+        """Out of credits at a cancel or failure: its end comes without one."""
+        if self.log.error is not None:
+            self.offset = self.log.next_offset
+            raise self.log.error
+        last = self.log.next_offset - 1
+        if self.offset > last:
+            return None
+        self.offset = last
+        self.consumed_bytes = self.log.bytes_before(last)
+        return self._take()
 
     def _behind(self) -> bool:
         return self.offset < self.log.first_offset or (

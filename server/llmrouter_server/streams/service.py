@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable
 
 from llmrouter_server.config import LimitsConfig, StreamsConfig
-from llmrouter_server.errors import Cancelled, InvalidArgument, Unavailable
+from llmrouter_server.errors import InvalidArgument, Unavailable
 from llmrouter_server.routing.router import Router
 from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation, Settings, StreamState
@@ -19,6 +19,7 @@ from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
 from llmrouter_server.streams.request import Flow, GenerationRequest, validate
 from llmrouter_server.streams.status import StreamStatus, snapshot
+from llmrouter_server.values import CancelledBy
 
 
 class Generations:
@@ -102,9 +103,9 @@ class Generations:
         return snapshot(generation)
 
     async def cancel(self, stream_id: str, reason: str) -> StreamStatus:
-        """Cancels a generation by id; its caller ends with CANCELLED."""
+        """Cancels a generation by id; its log ends with ``Completed`` (by OPERATOR)."""
         generation = self.registry.get(stream_id)
-        generation.cancel(Cancelled(f"stream {stream_id!r} was cancelled: {reason or 'no reason'}"))
+        generation.cancel(CancelledBy.OPERATOR, reason)
         await generation.wait()
         return snapshot(generation)
 
@@ -125,6 +126,11 @@ class Generations:
         """A watcher of state changes."""
         return self.registry.watch()
 
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new generations are refused."""
+        return self._accepting
+
     def stop_accepting(self) -> None:
         """Refuses new generations from now on."""
         self._accepting = False
@@ -138,10 +144,10 @@ class Generations:
                 waiter.cancel()
 
     async def cancel_all(self) -> None:
-        """Ends every running generation with UNAVAILABLE and its offset."""
+        """Cancels every running generation (``Completed`` says: by SHUTDOWN)."""
         running = self.registry.running()
         for generation in running:
-            generation.cancel(Unavailable("the server is shutting down; resume elsewhere"))
+            generation.cancel(CancelledBy.SHUTDOWN, "the server shut down; retry elsewhere")
         await asyncio.gather(*(generation.wait() for generation in running))
 
     async def close(self) -> None:
