@@ -149,4 +149,4 @@ bench: install
 	$(PY) bench/embedded.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS)
+	rm -rf $(VENV) $(TOOLS) dist
