@@ -14,6 +14,7 @@ from importlib import resources
 
 import grpc
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
+from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 # The asyncio servicer, which the package also exposes untyped as ``reflection.aio``.
@@ -39,7 +40,8 @@ class ReflectionServicer(_AsyncReflectionServicer):  # type: ignore[misc]  # the
     """``grpc.reflection.v1alpha`` answering with stored files, sent as they are.
 
     The files are the given ones, then those of the services they lack
-    (health, reflection) from the generated modules loaded in this process.
+    (health, reflection) and of the google.rpc status details, from the
+    generated modules loaded in this process.
     The library's request loop and ``list_services`` are kept; its hooks for
     the three requests answered with files are overridden.
     """
@@ -57,6 +59,9 @@ class ReflectionServicer(_AsyncReflectionServicer):  # type: ignore[misc]  # the
                 self._files.FindServiceByName(name)
             except KeyError:
                 self._add_compiled(descriptor_pool.Default().FindFileContainingSymbol(name))
+        # The status details every error carries (ErrorInfo, BadRequest, RetryInfo),
+        # so grpcurl can decode them instead of printing base64.
+        self._add_compiled(error_details_pb2.DESCRIPTOR)
         super().__init__(names, pool=self._files)
 
     def _add(self, file: descriptor_pb2.FileDescriptorProto) -> None:

@@ -48,6 +48,12 @@ class StreamState(StrEnum):
 FINISHED = frozenset({StreamState.COMPLETED, StreamState.FAILED, StreamState.CANCELLED})
 """States a generation never leaves."""
 
+_ENDED = {
+    StreamState.COMPLETED: "has completed",
+    StreamState.FAILED: "has failed",
+    StreamState.CANCELLED: "was cancelled",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -221,7 +227,7 @@ class Generation:
     def _check_running(self, action: str) -> None:
         if self.state in FINISHED:
             raise FailedPrecondition(
-                f"cannot {action} stream {self.stream_id!r}: it has {self.state}",
+                f"cannot {action} stream {self.stream_id!r}: it {_ENDED[self.state]}",
                 stream_id=self.stream_id,
             )
 
