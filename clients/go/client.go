@@ -79,24 +79,24 @@ func (c *Client) RPC() llmrouterv1.RouterServiceClient {
 // ListModels returns the configured routes, the default one marked.
 func (c *Client) ListModels(ctx context.Context) ([]*llmrouterv1.Route, error) {
 	reply, err := c.rpc.ListModels(ctx, &llmrouterv1.ListModelsRequest{})
-	return reply.GetRoutes(), wrapError(err)
+	return reply.GetRoutes(), callError(ctx, err)
 }
 
 // ListStreams returns one page of generations, newest first.
 func (c *Client) ListStreams(ctx context.Context, request *llmrouterv1.ListStreamsRequest) (*llmrouterv1.ListStreamsResponse, error) {
 	reply, err := c.rpc.ListStreams(ctx, request)
-	return reply, wrapError(err)
+	return reply, callError(ctx, err)
 }
 
 // GetStream returns the status of one generation and up to recentEvents of its latest events.
 func (c *Client) GetStream(ctx context.Context, streamID string, recentEvents uint32) (*llmrouterv1.GetStreamResponse, error) {
 	reply, err := c.rpc.GetStream(ctx, &llmrouterv1.GetStreamRequest{StreamId: streamID, RecentEvents: recentEvents})
-	return reply, wrapError(err)
+	return reply, callError(ctx, err)
 }
 
 // GetStats returns the server's counters and latency percentiles; model
 // selects one model or route, empty means all.
 func (c *Client) GetStats(ctx context.Context, model string) (*llmrouterv1.GetStatsResponse, error) {
 	reply, err := c.rpc.GetStats(ctx, &llmrouterv1.GetStatsRequest{Model: model})
-	return reply, wrapError(err)
+	return reply, callError(ctx, err)
 }

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
 	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
 )
@@ -18,8 +17,10 @@ import (
 // any generation by stream id, and pushes state changes of watched ones. Its
 // methods may be called from any goroutine; each waits for its own reply. A
 // command the server refuses (an unknown stream id, pausing a finished
-// generation) returns an *Error with the code the server gave it, and the
-// channel stays open.
+// generation) returns an *Error with the code and the details the server gave
+// it (Reason() is the ErrorInfo reason, such as "NOT_FOUND"), and the channel
+// stays open. A command whose ctx has ended, or sent on a channel whose ctx
+// has, returns an *Error that unwraps to ctx.Err().
 type Control struct {
 	stream  grpc.BidiStreamingClient[llmrouterv1.ControlRequest, llmrouterv1.ControlResponse]
 	ctx     context.Context
@@ -39,7 +40,7 @@ func (c *Client) Control(ctx context.Context) (*Control, error) {
 	stream, err := c.rpc.Control(ctx)
 	if err != nil {
 		cancel()
-		return nil, wrapError(err)
+		return nil, callError(ctx, err)
 	}
 	control := &Control{
 		stream: stream, ctx: ctx, cancel: cancel,
@@ -62,7 +63,13 @@ func (c *Control) Resume(ctx context.Context, streamID string) (*llmrouterv1.Str
 	return reply.GetStatus(), err
 }
 
-// Cancel cancels a generation and returns its status.
+// Cancel cancels a generation and returns its status once it has ended (state
+// CANCELLED). The generation ends as when its caller cancels it: its log ends
+// with one completed event (finish reason CANCELLED, CancelledBy OPERATOR,
+// CancelReason reason, the usage so far) that its Generate caller and every
+// subscriber get at once, even with no credits left. The caller's call then
+// ends normally (Recv returns io.EOF, Wait no error); subscriptions end
+// normally too.
 func (c *Control) Cancel(ctx context.Context, streamID, reason string) (*llmrouterv1.StreamStatus, error) {
 	reply, err := c.do(ctx, &llmrouterv1.ControlRequest{Command: &llmrouterv1.ControlRequest_Cancel{Cancel: &llmrouterv1.CancelStreamCommand{StreamId: streamID, Reason: reason}}})
 	return reply.GetStatus(), err
@@ -115,8 +122,11 @@ func (c *Control) Close() {
 }
 
 // do sends one command and waits for its reply; a command failed in-band
-// returns an *Error with the command's code.
+// returns an *Error with the command's code and details.
 func (c *Control) do(ctx context.Context, request *llmrouterv1.ControlRequest) (*llmrouterv1.ControlResponse, error) {
+	if ctx.Err() != nil {
+		return nil, contextError(ctx)
+	}
 	request.RequestId = strconv.FormatUint(c.ids.Add(1), 10)
 	reply := make(chan *llmrouterv1.ControlResponse, 1)
 	c.mu.Lock()
@@ -131,7 +141,7 @@ func (c *Control) do(ctx context.Context, request *llmrouterv1.ControlRequest) (
 	err := c.stream.Send(request)
 	c.sendMu.Unlock()
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, wrapError(err)
+		return nil, callError(c.ctx, err)
 	}
 	select {
 	case response, ok := <-reply:
@@ -139,11 +149,11 @@ func (c *Control) do(ctx context.Context, request *llmrouterv1.ControlRequest) (
 			return nil, c.Err()
 		}
 		if failure := response.GetError(); failure != nil {
-			return nil, &Error{Code: codes.Code(failure.GetCode()), Message: failure.GetMessage()}
+			return nil, commandError(failure)
 		}
 		return response, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, contextError(ctx)
 	}
 }
 
@@ -185,7 +195,7 @@ func (c *Control) end(err error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.err = wrapError(err)
+	c.err = callError(c.ctx, err)
 	for _, reply := range c.pending {
 		close(reply)
 	}

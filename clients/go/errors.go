@@ -1,12 +1,14 @@
 package llmrouter
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -18,8 +20,11 @@ import (
 var ErrEnded = errors.New("llmrouter: the call has ended")
 
 // Error is a failed call or command: the gRPC status code and message, and
-// the status details the server attached. Get it with errors.As; the code
-// alone is also available through status.Code(err).
+// the status details the server attached (a command refused in-band carries
+// the same details as a failed call). Get it with errors.As; the code alone is
+// also available through status.Code(err). A call that ended because its
+// context was cancelled or its deadline passed unwraps to context.Canceled or
+// context.DeadlineExceeded, so errors.Is works on it.
 type Error struct {
 	// Code is the gRPC status code.
 	Code codes.Code
@@ -36,6 +41,7 @@ type Error struct {
 	RouteFailure *llmrouterv1.RouteFailure
 
 	status *status.Status
+	cause  error // context.Canceled or context.DeadlineExceeded, when the context ended the call
 }
 
 // Error formats the code and the message.
@@ -49,6 +55,12 @@ func (e *Error) GRPCStatus() *status.Status {
 		return status.New(e.Code, e.Message)
 	}
 	return e.status
+}
+
+// Unwrap returns context.Canceled or context.DeadlineExceeded when the call
+// ended because its context did, and nil otherwise.
+func (e *Error) Unwrap() error {
+	return e.cause
 }
 
 // Reason is the stable ErrorInfo reason, such as "NOT_FOUND"; empty when absent.
@@ -89,15 +101,49 @@ func (e *Error) Attempts() []*llmrouterv1.AttemptFailed {
 }
 
 // EndedError is why a subscription ended: nil when it was removed or its
-// generation finished, otherwise an *Error with the code and message the
-// server gave (NOT_FOUND for an unknown stream id, CANCELLED for a generation
-// an operator cancelled, ...).
+// generation finished (a cancelled one included: its completed event says who
+// cancelled it), otherwise an *Error with the code, message and details the
+// server gave (NOT_FOUND for an unknown stream id, the generation's error when
+// it failed, ...).
 func EndedError(ended *llmrouterv1.SubscriptionEnded) error {
 	failure := ended.GetError()
 	if failure.GetCode() == uint32(codes.OK) {
 		return nil
 	}
-	return &Error{Code: codes.Code(failure.GetCode()), Message: failure.GetMessage()}
+	return commandError(failure)
+}
+
+// commandError is a command the server refused in-band, or a failed
+// subscription, with its details decoded as a failed call's are.
+func commandError(failure *llmrouterv1.CommandError) *Error {
+	return fromStatus(status.FromProto(&spb.Status{
+		Code: int32(failure.GetCode()), Message: failure.GetMessage(), Details: failure.GetDetails(),
+	}))
+}
+
+// callError is wrapError for a call made with ctx: when ctx has ended and the
+// call ended with the matching code, the *Error unwraps to ctx.Err().
+func callError(ctx context.Context, err error) error {
+	err = wrapError(err)
+	var failure *Error
+	cause := ctx.Err()
+	if cause == nil || !errors.As(err, &failure) || failure.cause != nil {
+		return err
+	}
+	if failure.Code != status.FromContextError(cause).Code() {
+		return err
+	}
+	withCause := *failure
+	withCause.cause = cause
+	return &withCause
+}
+
+// contextError is the *Error for a command abandoned because ctx ended.
+func contextError(ctx context.Context) *Error {
+	cause := ctx.Err()
+	failure := fromStatus(status.FromContextError(cause))
+	failure.cause = cause
+	return failure
 }
 
 // wrapError turns a gRPC status error into an *Error; nil, io.EOF and errors

@@ -19,6 +19,13 @@ type generateStream = grpc.BidiStreamingClient[llmrouterv1.GenerateRequest, llmr
 // Generation is one generation on one Generate call. Read its events with
 // Recv or Events from one goroutine; Pause, Resume, Cancel and Grant may be
 // called from any goroutine. Close releases the call early.
+//
+// A cancelled generation is not an error: whoever cancels it (this caller, an
+// operator, a detach TTL, a server shutdown), its last event is a completed
+// event with finish reason CANCELLED, and the call ends normally (see Cancel).
+// A call that ends because its context was cancelled or its deadline passed
+// returns an *Error that unwraps to ctx.Err(), so errors.Is(err,
+// context.Canceled) and errors.Is(err, context.DeadlineExceeded) work.
 type Generation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -94,7 +101,7 @@ func (g *Generation) Recv() (*llmrouterv1.StreamEvent, error) {
 				g.cancel()
 				return nil, io.EOF
 			}
-			if err = g.reattach(wrapError(err)); err != nil {
+			if err = g.reattach(callError(g.ctx, err)); err != nil {
 				g.cancel()
 				return nil, err
 			}
@@ -124,7 +131,10 @@ func (g *Generation) Events() iter.Seq2[*llmrouterv1.StreamEvent, error] {
 }
 
 // Wait reads the remaining events and returns the whole text and the
-// completed event.
+// completed event. For a cancelled generation the error is nil and the
+// completed event says who cancelled it and why: GetFinishReason() is
+// CANCELLED, GetCancelledBy() CALLER, OPERATOR, DETACH_TIMEOUT or SHUTDOWN,
+// and GetCancelReason() the reason the canceller gave.
 func (g *Generation) Wait() (string, *llmrouterv1.Completed, error) {
 	for _, err := range g.Events() {
 		if err != nil {
@@ -145,8 +155,16 @@ func (g *Generation) Resume() error {
 	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Resume{Resume: &llmrouterv1.ResumeGeneration{}}})
 }
 
-// Cancel stops the generation; it then ends with a completed event whose
-// finish reason is CANCELLED.
+// Cancel cancels the generation; reason comes back as the completed event's
+// CancelReason. The call then ends normally (Recv returns io.EOF after it, Wait
+// no error) with one completed event: finish reason CANCELLED, CancelledBy
+// CALLER, this reason and the usage so far. That event needs no credit: in
+// CREDIT flow with none left, Recv skips straight to it (its offset jumps; the
+// skipped events stay on the server for replay through Subscribe or Attach).
+// Every subscriber of the generation gets the same event at once. An
+// operator's Control.Cancel, a detach TTL and a server shutdown end the call
+// the same way, with CancelledBy saying who. Cancel returns ErrEnded once the
+// call has ended.
 func (g *Generation) Cancel(reason string) error {
 	return g.send(&llmrouterv1.GenerateRequest{Action: &llmrouterv1.GenerateRequest_Cancel{Cancel: &llmrouterv1.CancelGeneration{Reason: reason}}})
 }
@@ -171,11 +189,11 @@ func (g *Generation) Close() {
 func (g *Generation) open(first *llmrouterv1.GenerateRequest) error {
 	stream, err := g.rpc.Generate(g.ctx)
 	if err != nil {
-		return wrapError(err)
+		return callError(g.ctx, err)
 	}
 	// io.EOF means the server already ended the call; Recv reports why.
 	if err := stream.Send(first); err != nil && !errors.Is(err, io.EOF) {
-		return wrapError(err)
+		return callError(g.ctx, err)
 	}
 	g.mu.Lock()
 	g.stream = stream
@@ -200,7 +218,7 @@ func (g *Generation) sendLocked(request *llmrouterv1.GenerateRequest) error {
 	if errors.Is(err, io.EOF) {
 		return ErrEnded
 	}
-	return wrapError(err)
+	return callError(g.ctx, err)
 }
 
 // reattach opens a new call attached to the generation after cause ended the

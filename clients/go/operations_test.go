@@ -139,6 +139,7 @@ func TestSubscribeEndsOnlyTheSubscriptionToAnUnknownStream(t *testing.T) {
 		t.Fatalf("first item = %v, want the unknown stream's ended", items[0])
 	}
 	assertCommandError(t, llmrouter.EndedError(first), codes.NotFound, "stream 'no-such-stream' not found")
+	assertErrorInfo(t, llmrouter.EndedError(first), "NOT_FOUND", "no-such-stream")
 	assertSameEvents(t, eventsOf(items), live)
 }
 
@@ -182,28 +183,28 @@ func TestControlStepsAndWatchesAGenerationByID(t *testing.T) {
 			t.Fatalf("pushed %v, want %v", got, want)
 		}
 	}
-	if err := owner.Grant(1000); err != nil {
-		t.Fatal(err)
+	// The owner is out of credits: it skips to the completed event, which ends its call.
+	events = append(events, collect(t, owner)...)
+	if len(events) != 2 || events[1].GetCompleted() == nil {
+		t.Fatalf("the owner got %v, want started then completed", events)
 	}
-	for event, err := range owner.Events() {
-		if err != nil {
-			assertCode(t, err, codes.Canceled)
-			break
-		}
-		events = append(events, event)
+	completed := events[1].GetCompleted()
+	if completed.GetFinishReason() != llmrouterv1.FinishReason_FINISH_REASON_CANCELLED ||
+		completed.GetCancelledBy() != llmrouterv1.CancelledBy_CANCELLED_BY_OPERATOR || completed.GetCancelReason() != "enough" {
+		t.Fatalf("completed = %v, want CANCELLED by the operator for %q", completed, "enough")
 	}
-	_, err = owner.Recv()
-	var failure *llmrouter.Error
-	if !errors.As(err, &failure) {
-		t.Fatalf("Recv() after the end = %v", err)
+	if events[1].GetOffset() != status.GetNextOffset()-1 {
+		t.Fatalf("completed at offset %d; Control says the next offset is %d", events[1].GetOffset(), status.GetNextOffset())
 	}
-	if offset, ok := failure.Offset(); !ok || offset != status.GetNextOffset() || offset != uint64(len(events)) {
-		t.Fatalf("the owner ended at offset %d after %d events; Control says %d", offset, len(events), status.GetNextOffset())
+	// What it skipped stays in the log: the pause and the resume, in offset order.
+	replayed := eventsOf(subscribeAll(ctx, t, client, id))
+	assertConsecutive(t, replayed, 0)
+	if uint64(len(replayed)) != status.GetNextOffset() || !proto.Equal(replayed[len(replayed)-1], events[1]) {
+		t.Fatalf("replayed %d events ending with %v", len(replayed), replayed[len(replayed)-1])
 	}
-	assertConsecutive(t, events, 0)
-	paused := indexOf(events, func(e *llmrouterv1.StreamEvent) bool { return e.GetPaused().GetReason() == "ops" })
-	resumed := indexOf(events, func(e *llmrouterv1.StreamEvent) bool { return e.GetResumed() != nil })
-	if paused < 0 || resumed < paused {
+	paused := indexOf(replayed, func(e *llmrouterv1.StreamEvent) bool { return e.GetPaused().GetReason() == "ops" })
+	resumed := indexOf(replayed, func(e *llmrouterv1.StreamEvent) bool { return e.GetResumed() != nil })
+	if paused <= 0 || resumed < paused {
 		t.Fatalf("paused at %d, resumed at %d", paused, resumed)
 	}
 }
@@ -246,9 +247,22 @@ func TestControlAnswersAFailedCommandInBandAndStaysOpen(t *testing.T) {
 	assertCommandError(t, unknown, codes.NotFound, "stream 'no-such-stream' not found")
 	assertCommandError(t, late, codes.FailedPrecondition, "it has completed")
 	assertCommandError(t, watchUnknown, codes.NotFound, "no-such-stream")
+	assertErrorInfo(t, unknown, "NOT_FOUND", "no-such-stream")
+	assertErrorInfo(t, late, "FAILED_PRECONDITION", finished)
+	assertErrorInfo(t, watchUnknown, "NOT_FOUND", "no-such-stream")
 	assertState(t, status, err, llmrouterv1.StreamState_STREAM_STATE_COMPLETED)
 	if control.Err() != nil {
 		t.Fatalf("the channel ended: %v", control.Err())
+	}
+}
+
+// assertErrorInfo checks the ErrorInfo an in-band error carries: its reason
+// and the stream id in its metadata.
+func assertErrorInfo(t *testing.T, err error, reason, streamID string) {
+	t.Helper()
+	var failure *llmrouter.Error
+	if !errors.As(err, &failure) || failure.Info.GetDomain() != "llmrouter.v1" || failure.Reason() != reason || failure.StreamID() != streamID {
+		t.Fatalf("error = %v with ErrorInfo %v, want reason %s for stream %q", err, failure.Info, reason, streamID)
 	}
 }
 

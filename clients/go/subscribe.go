@@ -25,6 +25,13 @@ type subscribeStream = grpc.BidiStreamingClient[llmrouterv1.SubscribeRequest, ll
 // an unknown stream id, ends alone; the call and the others go on. After
 // CloseSend the call ends (Recv returns io.EOF) once every subscription has
 // ended.
+//
+// A subscription whose generation is cancelled (by its caller, an operator, a
+// detach TTL or a server shutdown) gets the generation's last event, completed
+// with finish reason CANCELLED, at once, even in CREDIT flow with no credits
+// left (its offsets jump), and then an `ended` item without an error. A call
+// that ends because its context was cancelled or its deadline passed returns
+// an *Error that unwraps to ctx.Err().
 type Subscription struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,7 +104,7 @@ func (s *Subscription) CloseSend() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sendDone = true
-	return wrapError(s.stream.CloseSend())
+	return callError(s.ctx, s.stream.CloseSend())
 }
 
 // Recv returns the next item: an event of a followed generation, or a
@@ -111,7 +118,7 @@ func (s *Subscription) Recv() (*llmrouterv1.SubscribeResponse, error) {
 				s.cancel()
 				return nil, io.EOF
 			}
-			if err = s.reconnect(wrapError(err)); err != nil {
+			if err = s.reconnect(callError(s.ctx, err)); err != nil {
 				s.cancel()
 				return nil, err
 			}
@@ -147,7 +154,7 @@ func (s *Subscription) Close() {
 func (s *Subscription) open() error {
 	stream, err := s.rpc.Subscribe(s.ctx)
 	if err != nil {
-		return wrapError(err)
+		return callError(s.ctx, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,7 +173,7 @@ func (s *Subscription) open() error {
 		}
 	}
 	if s.sendDone {
-		return wrapError(stream.CloseSend())
+		return callError(s.ctx, stream.CloseSend())
 	}
 	return nil
 }
@@ -182,7 +189,7 @@ func (s *Subscription) sendLocked(request *llmrouterv1.SubscribeRequest) error {
 	if errors.Is(err, io.EOF) {
 		return ErrEnded
 	}
-	return wrapError(err)
+	return callError(s.ctx, err)
 }
 
 // reconnect opens a new call with every active subscription added again from

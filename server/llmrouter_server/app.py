@@ -2,7 +2,7 @@
 
 Shutdown (SIGTERM or SIGINT): health turns NOT_SERVING, new generations are
 refused with UNAVAILABLE, running ones get the grace period, the rest are
-cancelled and end with UNAVAILABLE and their offset.
+cancelled: their log ends with ``completed`` (CANCELLED, by SHUTDOWN).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         """Refuses new work, lets running generations finish for ``grace`` seconds, stops.
 
-        Generations still running after the grace period end with UNAVAILABLE
-        and the offset to resume from.
+        Generations still running after the grace period are cancelled: their
+        log ends with ``completed`` (CANCELLED, by SHUTDOWN).
         """
         self.route_health.stop()
         await self.health.enter_graceful_shutdown()

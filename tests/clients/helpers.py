@@ -73,8 +73,8 @@ async def subscribe_all(client: Client, *stream_ids: str) -> list[svc_pb.Subscri
     """Subscribes to ``stream_ids`` from offset 0, half-closes, returns every item."""
     async with client.subscribe() as subscription:
         for stream_id in stream_ids:
-            subscription.add(stream_id)
-        subscription.close_send()
+            await subscription.add(stream_id)
+        await subscription.close_send()
         return [item async for item in subscription]
 
 

@@ -5,7 +5,10 @@ generation under a chosen stream id and pauses it after its first chunk; the
 TypeScript program (``clients/typescript/test/crosslang/subscribe.ts``)
 subscribes to it from offset 0; this test cancels it through the Python
 client's Control channel. All three must see the same events at the same
-offsets and the same end: CANCELLED, at the same next offset.
+offsets and the same end: one ``completed`` event with finish reason CANCELLED,
+cancelled by the operator for the reason it gave, after which the Go call ends
+OK and the TypeScript subscription ends without an error, at the same next
+offset.
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ import uuid
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
 import pytest
 from google.protobuf import json_format
-from llmrouter import Client
+from llmrouter import Client, RouterError
 from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
@@ -31,7 +33,6 @@ from tests.helpers import kinds
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CANCELLED = grpc.StatusCode.CANCELLED.value[0]
 M = TypeVar("M", ev_pb.StreamEvent, svc_pb.SubscribeResponse)
 
 
@@ -125,11 +126,16 @@ async def test_go_starts_typescript_follows_python_cancels(
     assert cancelled.state == looked_up.status.state == ops_pb.STREAM_STATE_CANCELLED
     assert offsets(go_events) == list(range(end))
     assert "paused" in kinds(go_events)
-    assert go_lines[-1] == f"end {CANCELLED} {end}"
+    completed = go_events[-1].completed
+    assert completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert (completed.cancelled_by, completed.cancel_reason) == (
+        ev_pb.CANCELLED_BY_OPERATOR, "cross-language test"
+    )  # fmt: skip
+    assert go_lines[-1] == "end OK"
     assert ts_items[0].added.stream_id == stream_id
     assert events_of(ts_items) == go_events
     assert ts_items[-1].ended.next_offset == end
-    assert ts_items[-1].ended.error.code == CANCELLED
+    assert RouterError.from_ended(ts_items[-1].ended) is None
     assert looked_up.recent_events[-1] == go_events[-1]
 
 

@@ -33,10 +33,10 @@ async def test_pause_and_resume_are_marked_in_the_stream_and_lose_nothing(
     events_iter = aiter(generation)
     events = await take(events_iter, 2)
 
-    generation.pause("stepped away")
-    generation.grant(1000)
+    await generation.pause("stepped away")
+    await generation.grant(1000)
     events += await until(events_iter, "paused")
-    generation.resume()
+    await generation.resume()
     events += await rest(events_iter)
 
     assert events[kinds(events).index("paused")].paused.reason == "stepped away"
@@ -59,10 +59,10 @@ async def test_credit_flow_never_sends_past_the_grant(client: Client) -> None:
     done, _ = await asyncio.wait({pending}, timeout=0.3)
     assert not done, "an event arrived with no credit left"
 
-    generation.grant(3)
+    await generation.grant(3)
     events += [await pending, *await take(events_iter, 2)]
     assert offsets(events) == [0, 1, 2, 3, 4]
-    generation.grant(1000)
+    await generation.grant(1000)
     events += await rest(events_iter)
 
     assert offsets(events) == list(range(len(events)))

@@ -45,10 +45,12 @@ async def test_cancel_completes_with_cancelled(client: Client) -> None:
 
     async for event in generation:
         if event.HasField("chunk"):
-            generation.cancel("enough")
+            await generation.cancel("enough")
 
     assert generation.completed is not None
     assert generation.completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert generation.completed.cancelled_by == ev_pb.CANCELLED_BY_CALLER
+    assert generation.completed.cancel_reason == "enough"
     assert generation.completed.usage.completion_tokens < 256
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from llmrouter import Client, Control, RouterError
+from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 
 from tests.clients.helpers import (
@@ -18,7 +19,6 @@ from tests.clients.helpers import (
     offsets,
     rest,
     subscribe_all,
-    until_failure,
 )
 from tests.helpers import PROMPT, kinds
 
@@ -48,12 +48,12 @@ async def test_subscribe_follows_a_running_generation_live(client: Client) -> No
     owner_events = aiter(owner)
     started = await anext(owner_events)
     async with client.subscribe() as subscription:
-        subscription.add(started.stream_id)
+        await subscription.add(started.stream_id)
         items = aiter(subscription)
         added = await anext(items)
-        subscription.close_send()
+        await subscription.close_send()
 
-        owner.grant(1000)
+        await owner.grant(1000)
         from_owner = [started, *await rest(owner_events)]
         followed = await rest(items)
 
@@ -74,6 +74,7 @@ async def test_subscribe_ends_only_the_subscription_to_an_unknown_stream(
     assert error is not None
     assert error.code == grpc.StatusCode.NOT_FOUND
     assert "stream 'no-such-stream' not found" in error.message
+    assert (error.reason, error.stream_id) == ("NOT_FOUND", "no-such-stream")
     assert events_of(items) == live
 
 
@@ -105,13 +106,20 @@ async def test_control_steps_and_watches_a_generation_by_id(client: Client) -> N
     assert stream_id in [listed.stream_id for listed in running]
     assert (paused.state, resumed.state, cancelled.state) == (PAUSED, RUNNING, CANCELLED)
     assert pushed == [PAUSED, RUNNING, CANCELLED]
-    owner.grant(1000)
-    rest_of_events, error = await until_failure(owner_events)
-    events += rest_of_events
-    assert error.code == grpc.StatusCode.CANCELLED
-    assert error.offset == cancelled.next_offset == len(events)
-    assert offsets(events) == list(range(len(events)))
-    assert kinds(events).index("resumed") > kinds(events).index("paused") > 0
+    # The owner is out of credits: it skips to the completed event, which ends its call.
+    events += await rest(owner_events)
+    assert kinds(events) == ["started", "completed"]
+    completed = events[-1].completed
+    assert completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert (completed.cancelled_by, completed.cancel_reason) == (
+        ev_pb.CANCELLED_BY_OPERATOR, "enough"
+    )  # fmt: skip
+    assert events[-1].offset == cancelled.next_offset - 1
+    # What it skipped stays in the log: the pause and the resume, in offset order.
+    replayed = events_of(await subscribe_all(client, stream_id))
+    assert offsets(replayed) == list(range(cancelled.next_offset))
+    assert kinds(replayed).index("resumed") > kinds(replayed).index("paused") > 0
+    assert replayed[-1] == events[-1]
 
 
 async def test_control_answers_a_failed_command_in_band_and_stays_open(
@@ -131,7 +139,11 @@ async def test_control_answers_a_failed_command_in_band_and_stays_open(
 
     assert unknown.value.code == grpc.StatusCode.NOT_FOUND
     assert "stream 'no-such-stream' not found" in unknown.value.message
+    assert (unknown.value.reason, unknown.value.stream_id) == ("NOT_FOUND", "no-such-stream")
+    assert unknown.value.error_info.domain == "llmrouter.v1"
     assert late.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert "it has completed" in late.value.message
+    assert (late.value.reason, late.value.stream_id) == ("FAILED_PRECONDITION", finished)
     assert watch_unknown.value.code == grpc.StatusCode.NOT_FOUND
+    assert watch_unknown.value.reason == "NOT_FOUND"
     assert status.state == ops_pb.STREAM_STATE_COMPLETED

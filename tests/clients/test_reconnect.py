@@ -50,8 +50,8 @@ async def test_a_generation_reattaches_after_the_connection_drops(
         generation = through.generate(PROMPT, sampling=greedy(32), flow=credit(2))
         events_iter = aiter(generation)
         events = await take(events_iter, 2)
-        generation.pause("about to drop")
-        generation.grant(1000)
+        await generation.pause("about to drop")
+        await generation.grant(1000)
         events += await until(events_iter, "paused")
 
         proxy.drop()
@@ -76,13 +76,13 @@ async def test_a_subscription_resubscribes_after_the_connection_drops(
         Client(f"127.0.0.1:{proxy.port}", reconnect=RECONNECT) as through,
         through.subscribe() as subscription,
     ):
-        subscription.add(started.stream_id)
-        subscription.close_send()
+        await subscription.add(started.stream_id)
+        await subscription.close_send()
         items_iter = aiter(subscription)
         items = await take(items_iter, 3)
 
         proxy.drop()
-        owner.grant(1000)
+        await owner.grant(1000)
         from_owner = [started, *await rest(owner_events)]
         items += await rest(items_iter)
 

@@ -155,7 +155,7 @@ async def test_subscription_resubscribes_from_the_next_offset_without_duplicates
 
     async with Client(address, reconnect=Reconnect(max_attempts=2, backoff=0.001)) as client:
         subscription = client.subscribe()
-        subscription.add("gen-1")
+        await subscription.add("gen-1")
         items = [item async for item in subscription]
 
     assert [item.event.offset for item in items[:-1]] == [0, 1, 2, 3, 4]

@@ -3,7 +3,7 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type CallOptions, type Client, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import { ChatSession, type ChatOptions } from "./chat.js";
 import { ControlChannel } from "./control.js";
 import { RouterError } from "./errors.js";
@@ -18,6 +18,7 @@ import {
 } from "./gen/llmrouter/v1/service_pb.js";
 import { type AttachRequest, Generation, type StartRequest } from "./generation.js";
 import { detachPolicy, type ReconnectPolicy } from "./reconnect.js";
+import { CallSessionManager } from "./session.js";
 import { Subscription } from "./subscription.js";
 
 /** How a RouterClient connects. */
@@ -44,7 +45,7 @@ export class RouterClient {
         throw new TypeError("RouterClient needs an address or a transport");
       }
       const baseUrl = `http://${options.address}`;
-      this.#sessions = new Http2SessionManager(baseUrl);
+      this.#sessions = new CallSessionManager(baseUrl);
       transport = createGrpcTransport({ baseUrl, sessionManager: this.#sessions });
     }
     this.rpc = createClient(RouterService, transport);

@@ -24,8 +24,9 @@ interface Pending {
 /**
  * An operator channel. Each method sends one command and resolves to its
  * reply, or rejects with a RouterError: a command the server refuses (an
- * unknown stream id, pausing a finished generation) carries the code the
- * server gave it, and the channel stays open. Iterate changes() while watching.
+ * unknown stream id, pausing a finished generation) carries the code and the
+ * details the server gave it (`reason` is the ErrorInfo reason, such as
+ * "NOT_FOUND"), and the channel stays open. Iterate changes() while watching.
  */
 export class ControlChannel {
   readonly #abort = new AbortController();
@@ -50,7 +51,15 @@ export class ControlChannel {
     return status(await this.#do({ case: "resume", value: { streamId } }));
   }
 
-  /** Cancels a generation; resolves to its status. */
+  /**
+   * Cancels a generation; resolves to its status once it has ended (state
+   * CANCELLED). The generation ends as when its caller cancels it: its log
+   * ends with one completed event (finish reason CANCELLED, `cancelledBy`
+   * OPERATOR, `cancelReason` this reason, the usage so far) that its Generate
+   * caller and every subscriber get at once, even with no credits left. The
+   * caller's iteration ends normally, without an error; subscriptions end
+   * normally too.
+   */
   async cancel(streamId: string, reason = ""): Promise<StreamStatus | undefined> {
     return status(await this.#do({ case: "cancel", value: { streamId, reason } }));
   }
@@ -136,7 +145,7 @@ export class ControlChannel {
     const pending = this.#pending.get(response.requestId);
     this.#pending.delete(response.requestId);
     if (response.result.case === "error") {
-      pending?.reject(RouterError.command(response.result.value.code, response.result.value.message));
+      pending?.reject(RouterError.fromCommandError(response.result.value));
     } else {
       pending?.resolve(response);
     }

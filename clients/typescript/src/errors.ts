@@ -12,13 +12,14 @@ import {
   RetryInfoSchema,
 } from "./details.js";
 import { type AttemptFailed, type RouteFailure, RouteFailureSchema } from "./gen/llmrouter/v1/events_pb.js";
-import type { SubscriptionEnded } from "./gen/llmrouter/v1/operations_pb.js";
+import type { CommandError, SubscriptionEnded } from "./gen/llmrouter/v1/operations_pb.js";
 
 /**
- * A failed call: a ConnectError (so `code`, `rawMessage` and `metadata` work
- * as usual) with the server's ErrorInfo, BadRequest, RetryInfo and
- * RouteFailure decoded.
- * `code` uses Connect's Code enum, whose numbers are the gRPC status codes.
+ * A failed call or command: a ConnectError (so `code`, `rawMessage` and
+ * `metadata` work as usual) with the server's ErrorInfo, BadRequest, RetryInfo
+ * and RouteFailure decoded. A command refused in-band carries the same details
+ * as a failed call. `code` uses Connect's Code enum, whose numbers are the
+ * gRPC status codes.
  */
 export class RouterError extends ConnectError {
   // The name stays "ConnectError": ConnectError's instanceof recognises
@@ -104,19 +105,31 @@ export class RouterError extends ConnectError {
     return new RouterError(new ConnectError(message, Code.Unavailable, undefined, undefined, failure));
   }
 
-  /** An error for a command the server refused in-band (Control). */
-  static command(code: number, message: string): RouterError {
-    return new RouterError(new ConnectError(message, code as Code));
+  /**
+   * A command the server refused in-band (Control), or a failed subscription,
+   * with its details decoded as a failed call's are: `reason` is the ErrorInfo
+   * reason (NOT_FOUND for an unknown stream id), `streamId` the generation,
+   * `badRequest` the invalid fields.
+   */
+  static fromCommandError(error: CommandError): RouterError {
+    const failure = new ConnectError(error.message, error.code as Code);
+    // As the gRPC transport reads a status's details: the type name after the last "/".
+    failure.details = error.details.map(({ typeUrl, value }) => ({
+      type: typeUrl.slice(typeUrl.lastIndexOf("/") + 1),
+      value,
+    }));
+    return new RouterError(failure);
   }
 
   /**
    * Why a subscription ended: undefined when it was removed or its generation
-   * finished, otherwise the code and message the server gave (NOT_FOUND for an
-   * unknown stream id, CANCELLED for a generation an operator cancelled, ...).
+   * finished (a cancelled one included: its completed event says who cancelled
+   * it), otherwise the code, message and details the server gave (NOT_FOUND for
+   * an unknown stream id, the generation's error when it failed, ...).
    */
   static fromEnded(ended: SubscriptionEnded): RouterError | undefined {
     const error = ended.error;
-    return error === undefined || error.code === 0 ? undefined : RouterError.command(error.code, error.message);
+    return error === undefined || error.code === 0 ? undefined : RouterError.fromCommandError(error);
   }
 }
 

@@ -5,7 +5,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import { RouterError } from "./errors.js";
-import { type Completed, type StreamEvent } from "./gen/llmrouter/v1/events_pb.js";
+import { type CancelledBy, type Completed, type StreamEvent } from "./gen/llmrouter/v1/events_pb.js";
 import {
   type AttachGenerationSchema,
   MidStreamAction,
@@ -28,15 +28,30 @@ export type FirstRequest = { case: "start"; value: StartRequest } | { case: "att
 export interface GenerationResult {
   /** The concatenated chunks. */
   text: string;
-  /** The last event: finish reason, usage, timings. */
+  /** The last event: finish reason, usage, timings and, when cancelled, who and why. */
   completed: Completed;
+  /**
+   * Who cancelled it: CALLER (cancel(), or the call ended under the CANCEL
+   * disconnect policy), OPERATOR (ControlChannel.cancel()), DETACH_TIMEOUT or
+   * SHUTDOWN; UNSPECIFIED when it was not cancelled. The same as `completed.cancelledBy`.
+   */
+  cancelledBy: CancelledBy;
+  /** Why it was cancelled, as the canceller gave it; "" when it was not. The same as `completed.cancelReason`. */
+  cancelReason: string;
+}
+
+function resultOf(text: string, completed: Completed): GenerationResult {
+  return { text, completed, cancelledBy: completed.cancelledBy, cancelReason: completed.cancelReason };
 }
 
 /**
  * One generation. Iterate it once for its events in offset order; the call
- * starts when the iteration does. A failed generation throws a RouterError.
- * pause(), resume(), cancel() and grant() may be called at any time; they do
- * nothing once the call has ended.
+ * starts when the iteration does. A failed generation throws a RouterError. A
+ * cancelled one does not: whoever cancels it (this caller, an operator, a
+ * detach TTL, a server shutdown), the iteration ends normally with a completed
+ * event whose finish reason is CANCELLED (see cancel()). pause(), resume(),
+ * cancel() and grant() may be called at any time; they queue their request and
+ * return, and do nothing once the call has ended.
  */
 export class Generation implements AsyncIterable<StreamEvent> {
   readonly #rpc: Client<typeof RouterService>;
@@ -97,15 +112,19 @@ export class Generation implements AsyncIterable<StreamEvent> {
     }
   }
 
-  /** Reads the remaining events; resolves to the whole text and the completed event. */
+  /**
+   * Reads the remaining events (continuing an iteration already begun);
+   * resolves to the whole text and the completed event.
+   */
   async result(): Promise<GenerationResult> {
-    for await (const _ of this) {
+    const events = (this.#events ??= this.#run());
+    while ((await events.next()).done !== true) {
       // Every event is recorded as it passes.
     }
     if (this.#completed === undefined) {
       throw new Error("the call ended without a completed event");
     }
-    return { text: this.#text, completed: this.#completed };
+    return resultOf(this.#text, this.#completed);
   }
 
   /** Asks the server to stop producing until resume(); a paused event marks the place. */
@@ -118,7 +137,17 @@ export class Generation implements AsyncIterable<StreamEvent> {
     this.#send({ case: "resume", value: {} });
   }
 
-  /** Stops the generation; it then ends with a completed event whose finish reason is CANCELLED. */
+  /**
+   * Cancels the generation; `reason` comes back as the completed event's
+   * `cancelReason`. The call then ends normally (no error) with one completed
+   * event: finish reason CANCELLED, `cancelledBy` CALLER, this reason and the
+   * usage so far. That event needs no credit: in CREDIT flow with none left
+   * the iteration skips straight to it (its offset jumps; the skipped events
+   * stay on the server for replay through a subscription or attach()). Every
+   * subscriber of the generation gets the same event at once. An operator's
+   * ControlChannel.cancel(), a detach TTL and a server shutdown end the
+   * iteration the same way, with `cancelledBy` saying who.
+   */
   cancel(reason = ""): void {
     this.#send({ case: "cancel", value: { reason } });
   }
@@ -147,6 +176,13 @@ export class Generation implements AsyncIterable<StreamEvent> {
           yield* this.#call();
           return;
         } catch (error) {
+          if (this.#completed !== undefined) {
+            // The completed event is the last one: the generation has ended. When
+            // the server closes the call before the request side is closed and the
+            // response is read to its end, Node's HTTP/2 stream reports "Premature
+            // close" instead of the call's OK status; that is not a failure.
+            return;
+          }
           const failure = RouterError.fromCall(error, this.#abort.signal);
           this.#attempts += 1;
           const signal = this.#abort.signal;
@@ -195,7 +231,8 @@ export class Generation implements AsyncIterable<StreamEvent> {
       this.#text = "";
     } else if (kind.case === "completed") {
       this.#completed = kind.value;
-      this.onCompleted?.({ text: this.#text, completed: kind.value });
+      this.#requests.close();
+      this.onCompleted?.(resultOf(this.#text, kind.value));
     }
   }
 }

@@ -31,8 +31,12 @@ interface Following {
  * a RouterError. Each subscription delivers an `added` item, its events in
  * offset order and an `ended` item (RouterError.fromEnded says why it ended).
  * A subscription that fails, for example on an unknown stream id, ends alone;
- * the call and the others go on. add(), remove(), grant() and closeSend() may
- * be called at any time; after closeSend() the iteration ends once every
+ * the call and the others go on. A subscription whose generation is
+ * cancelled (by its caller, an operator, a detach TTL or a server shutdown)
+ * gets the generation's last event, completed with finish reason CANCELLED, at
+ * once, even in CREDIT flow with no credits left (its offsets jump), and then
+ * an `ended` item without an error. add(), remove(), grant() and closeSend()
+ * may be called at any time; after closeSend() the iteration ends once every
  * subscription has ended.
  */
 export class Subscription implements AsyncIterable<SubscribeResponse> {

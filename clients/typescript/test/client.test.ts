@@ -54,6 +54,22 @@ describe("generate", () => {
     assert.equal(generation.completed?.finishReason, v1.FinishReason.LENGTH);
   });
 
+  it("ends normally when read after the server has finished the call", async () => {
+    const generation = client.generate({ prompt: PROMPT, sampling: { maxTokens: 4, temperature: 0 } });
+    const reader = new Reader(generation);
+    const started = await reader.next();
+    while ((await client.getStream(started.streamId)).status?.state !== v1.StreamState.COMPLETED) {
+      await later(10);
+    }
+    await later(100);
+
+    const rest = await reader.rest();
+
+    assert.equal(rest.at(-1)?.kind.case, "completed");
+    assert.deepEqual(offsets([started, ...rest]), consecutive(rest.length + 1));
+    assert.equal((await generation.result()).completed.finishReason, v1.FinishReason.LENGTH);
+  });
+
   it("ends with CANCELLED after cancel()", async () => {
     const generation = client.generate({ prompt: "Write a long story about the sea.", sampling: { maxTokens: 256 } });
 
@@ -64,7 +80,9 @@ describe("generate", () => {
     }
 
     assert.equal(generation.completed?.finishReason, v1.FinishReason.CANCELLED);
-    assert.ok((generation.completed?.usage?.completionTokens ?? 256) < 256);
+    assert.equal(generation.completed.cancelledBy, v1.CancelledBy.CALLER);
+    assert.equal(generation.completed.cancelReason, "enough");
+    assert.ok((generation.completed.usage?.completionTokens ?? 256) < 256);
   });
 
   it("fails with NOT_FOUND naming start.model for an unknown model", async () => {

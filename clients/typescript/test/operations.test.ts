@@ -79,6 +79,7 @@ describe("subscribe", () => {
     const error = RouterError.fromEnded(first.value);
     assert.equal(error?.code, Code.NotFound);
     assert.match(error.rawMessage, /stream 'no-such-stream' not found/);
+    assert.deepEqual([error.reason, error.streamId], ["NOT_FOUND", "no-such-stream"]);
     assert.deepEqual(eventsOf(items), live);
   });
 });
@@ -116,19 +117,24 @@ describe("control", () => {
     );
     control.close();
 
-    owner.grant(1000);
-    const error = await failure(
-      (async () => {
-        for (;;) {
-          events.push(await ownerReader.next());
-        }
-      })(),
+    // The owner is out of credits: it skips to the completed event, which ends its call.
+    events.push(...(await ownerReader.rest()));
+    assert.deepEqual(
+      events.map((event) => event.kind.case),
+      ["started", "completed"],
     );
-    assert.equal(error.code, Code.Canceled);
-    assert.equal(error.offset, cancelled?.nextOffset);
-    assert.deepEqual(offsets(events), consecutive(events.length));
-    const kinds = events.map((event) => event.kind.case);
+    const end = events[1];
+    assert.equal(end?.kind.case, "completed");
+    assert.equal(end.kind.value.finishReason, v1.FinishReason.CANCELLED);
+    assert.equal(end.kind.value.cancelledBy, v1.CancelledBy.OPERATOR);
+    assert.equal(end.kind.value.cancelReason, "enough");
+    assert.equal(end.offset, (cancelled?.nextOffset ?? 0n) - 1n);
+    // What it skipped stays in the log: the pause and the resume, in offset order.
+    const replayed = eventsOf(await subscribeAll(client, streamId));
+    assert.deepEqual(offsets(replayed), consecutive(Number(cancelled?.nextOffset)));
+    const kinds = replayed.map((event) => event.kind.case);
     assert.ok(kinds.indexOf("paused") > 0 && kinds.indexOf("resumed") > kinds.indexOf("paused"));
+    assert.deepEqual(replayed.at(-1), end);
   });
 
   it("answers a failed command in-band and stays open", async () => {
@@ -143,9 +149,13 @@ describe("control", () => {
 
     assert.equal(unknown.code, Code.NotFound);
     assert.match(unknown.rawMessage, /stream 'no-such-stream' not found/);
+    assert.deepEqual([unknown.reason, unknown.streamId], ["NOT_FOUND", "no-such-stream"]);
+    assert.equal(unknown.errorInfo?.domain, "llmrouter.v1");
     assert.equal(late.code, Code.FailedPrecondition);
     assert.match(late.rawMessage, /it has completed/);
+    assert.deepEqual([late.reason, late.streamId], ["FAILED_PRECONDITION", finished]);
     assert.equal(watchUnknown.code, Code.NotFound);
+    assert.equal(watchUnknown.reason, "NOT_FOUND");
     assert.equal(status?.state, v1.StreamState.COMPLETED);
   });
 });

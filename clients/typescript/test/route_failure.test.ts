@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Code, RouterClient, v1 } from "../src/index.js";
-import { failure, Reader } from "./helpers.js";
+import { failure, later, Reader } from "./helpers.js";
 import { freePort, type RunningServer, startServer } from "./server.js";
 
 // One route, "down", whose only target is an OpenAI-compatible backend on a
@@ -97,6 +97,23 @@ it("fails a route out of attempts with every attempt", async () => {
   const fallback = events[2]?.kind;
   assert.equal(fallback?.case, "fallbackUsed");
   assert.deepEqual([fallback.value.fromBackend, fallback.value.backend], ["down", "down"]);
+});
+
+it("keeps the failure of a call read after the server has ended it", async () => {
+  const client = new RouterClient({ address: down.address });
+  const reader = new Reader(client.generate({ prompt: "hi", model: "down" }));
+  const started = await reader.next();
+  while ((await client.getStream(started.streamId)).status?.state !== v1.StreamState.FAILED) {
+    await later(10);
+  }
+  await later(100);
+
+  const error = await failure(reader.rest());
+  client.close();
+
+  assert.equal(error.code, Code.Unavailable);
+  assert.match(error.rawMessage, /^route 'down'/);
+  assert.ok(error.attempts.length > 0);
 });
 
 it("drops the text before a RESTART fallback", async () => {

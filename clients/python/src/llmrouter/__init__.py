@@ -1,10 +1,11 @@
 """Python client for llmrouter; the generated stubs live in ``llmrouter.v1``.
 
-``Client`` starts generations (``Generation``, an async iterator of events with
-``pause``, ``resume``, ``cancel`` and ``grant``), conversations
-(``ChatSession``), subscriptions (``Subscription``) and operator channels
-(``Control``). Failures raise ``RouterError`` with the gRPC code and the
-decoded ``google.rpc`` details.
+``Client`` starts generations (``Generation``, an async iterator of events
+steered with the coroutines ``pause``, ``resume``, ``cancel`` and ``grant``),
+conversations (``ChatSession``), subscriptions (``Subscription``) and operator
+channels (``Control``). A cancelled generation ends normally with a
+``completed`` event saying who cancelled it and why. Failures raise
+``RouterError`` with the gRPC code and the decoded ``google.rpc`` details.
 """
 
 from ._chat import ChatSession

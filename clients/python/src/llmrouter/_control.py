@@ -24,9 +24,11 @@ class Control:
 
     Each method sends one command and returns its reply, or raises
     :class:`RouterError`: a command the server refuses (an unknown stream id,
-    pausing a finished generation) carries the code the server gave it, and
-    the channel stays open. Iterate :meth:`changes` while watching. Leaving an
-    ``async with`` block ends the channel.
+    pausing a finished generation) carries the code and the details the server
+    gave it (``reason`` is the ErrorInfo reason, such as ``NOT_FOUND``;
+    ``bad_request`` lists invalid fields), and the channel stays open. Iterate
+    :meth:`changes` while watching. Leaving an ``async with`` block ends the
+    channel.
     """
 
     def __init__(self, stub: svc_grpc.RouterServiceAsyncStub) -> None:
@@ -49,7 +51,15 @@ class Control:
         return (await self._do(resume=ops_pb.ResumeStreamCommand(stream_id=stream_id))).status
 
     async def cancel(self, stream_id: str, reason: str = "") -> ops_pb.StreamStatus:
-        """Cancels a generation; returns its status."""
+        """Cancels a generation; returns its status once it has ended (state CANCELLED).
+
+        The generation ends as when its caller cancels it: its log ends with
+        one ``completed`` event (finish reason CANCELLED, ``cancelled_by``
+        CANCELLED_BY_OPERATOR, ``cancel_reason`` this reason, the usage so far)
+        that its Generate caller and every subscriber get at once, even with no
+        credits left. The caller's iteration ends normally, without an error;
+        subscriptions end normally too.
+        """
         cancel = ops_pb.CancelStreamCommand(stream_id=stream_id, reason=reason)
         return (await self._do(cancel=cancel)).status
 

@@ -47,17 +47,23 @@ class RouterError(Exception):
 
     @classmethod
     def from_command_error(cls, error: ops_pb.CommandError) -> RouterError:
-        """A command the server refused in-band (Control) or a failed subscription."""
-        return cls(_status_code(error.code), error.message)
+        """A command the server refused in-band (Control) or a failed subscription.
+
+        Its details are decoded as a failed call's are: ``reason`` is the
+        ErrorInfo reason (``NOT_FOUND`` for an unknown stream id), ``stream_id``
+        the generation, ``bad_request`` the invalid fields.
+        """
+        return cls(_status_code(error.code), error.message, tuple(error.details))
 
     @classmethod
     def from_ended(cls, ended: ops_pb.SubscriptionEnded) -> RouterError | None:
         """Why a subscription ended.
 
         Returns:
-            None when it was removed or its generation finished; otherwise the
-            code and message the server gave (``NOT_FOUND`` for an unknown
-            stream id, ``CANCELLED`` for a generation an operator cancelled, ...).
+            None when it was removed or its generation finished, cancelled
+            included (its ``completed`` event says who cancelled it); otherwise
+            the code, message and details the server gave (``NOT_FOUND`` for
+            an unknown stream id, the generation's error when it failed, ...).
         """
         if not ended.HasField("error") or ended.error.code == 0:
             return None

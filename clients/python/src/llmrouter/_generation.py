@@ -29,16 +29,38 @@ class Result:
     text: str
     """The concatenated chunks."""
     completed: ev_pb.Completed
-    """The last event: finish reason, usage, timings."""
+    """The last event: finish reason, usage, timings and, when cancelled, who and why."""
+
+    @property
+    def cancelled_by(self) -> ev_pb.CancelledBy:
+        """Who cancelled it; ``CANCELLED_BY_UNSPECIFIED`` when it was not cancelled.
+
+        ``CANCELLED_BY_CALLER`` (:meth:`Generation.cancel`, or the call ended
+        under the CANCEL disconnect policy), ``CANCELLED_BY_OPERATOR``
+        (:meth:`Control.cancel`), ``CANCELLED_BY_DETACH_TIMEOUT`` or
+        ``CANCELLED_BY_SHUTDOWN``.
+        """
+        return self.completed.cancelled_by
+
+    @property
+    def cancel_reason(self) -> str:
+        """Why it was cancelled, as the canceller gave it; empty when it was not cancelled."""
+        return self.completed.cancel_reason
 
 
 class Generation:
     """One generation: an async iterator of its events in offset order.
 
     The call starts when the iteration does; a failed generation raises
-    :class:`RouterError`. ``pause``, ``resume``, ``cancel`` and ``grant`` may be
-    called at any time and do nothing once the call has ended. Leaving an
-    ``async with`` block (or ``aclose()``) ends the call early.
+    :class:`RouterError`. A cancelled one does not: whoever cancels it (this
+    caller, an operator, a detach TTL, a server shutdown), the iteration ends
+    normally with a ``completed`` event whose finish reason is CANCELLED (see
+    :meth:`cancel`). The steering methods ``pause``, ``resume``, ``cancel`` and
+    ``grant`` are coroutines, like :class:`Control`'s: each queues its request
+    on the call and returns; its effect shows in the events. They may be
+    awaited at any time, also before the iteration starts, and do nothing once
+    the call has ended. Leaving an ``async with`` block (or ``aclose()``) ends
+    the call early.
     """
 
     def __init__(
@@ -109,19 +131,30 @@ class Generation:
             raise RuntimeError("the call ended without a completed event")
         return Result(self.text, self._completed)
 
-    def pause(self, reason: str = "") -> None:
+    async def pause(self, reason: str = "") -> None:
         """Asks the server to stop producing until :meth:`resume`; a paused event marks it."""
         self._requests.put(svc_pb.GenerateRequest(pause=gen_pb.PauseGeneration(reason=reason)))
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         """Continues a paused generation at the next offset, after a resumed event."""
         self._requests.put(svc_pb.GenerateRequest(resume=gen_pb.ResumeGeneration()))
 
-    def cancel(self, reason: str = "") -> None:
-        """Stops the generation; it then completes with finish reason CANCELLED."""
+    async def cancel(self, reason: str = "") -> None:
+        """Cancels the generation; ``reason`` comes back as the event's ``cancel_reason``.
+
+        The call then ends normally (no error) with one ``completed`` event:
+        finish reason CANCELLED, ``cancelled_by`` CANCELLED_BY_CALLER, this
+        reason and the usage so far. That event needs no credit: in CREDIT flow
+        with none left the iteration skips straight to it (its offset jumps;
+        the skipped events stay on the server for replay through a
+        subscription or :meth:`Client.attach`). Every subscriber of the
+        generation gets the same event at once. An operator's
+        :meth:`Control.cancel`, a detach TTL and a server shutdown end the
+        iteration the same way, with ``cancelled_by`` saying who.
+        """
         self._requests.put(svc_pb.GenerateRequest(cancel=gen_pb.CancelGeneration(reason=reason)))
 
-    def grant(self, credits: int) -> None:
+    async def grant(self, credits: int) -> None:
         """Allows the server to send ``credits`` more events (CREDIT flow mode)."""
         if self._requests.put(svc_pb.GenerateRequest(grant=gen_pb.GrantCredits(credits=credits))):
             self._credits.grant(credits)
@@ -150,6 +183,11 @@ class Generation:
                     async for event in self._call_once():
                         yield event
                 except grpc.aio.AioRpcError as error:
+                    if self._completed is not None:
+                        # The last event arrived, so the generation has ended. A request
+                        # queued as the server closed the call makes grpc.aio report
+                        # INTERNAL instead of the call's OK: that is not a failure.
+                        return
                     failure = RouterError.from_rpc_error(error)
                     self._attempts += 1
                     if not self._stream_id or not await wait_to_reconnect(
@@ -190,5 +228,6 @@ class Generation:
             self._text.clear()
         elif kind == "completed":
             self._completed = event.completed
+            self._requests.close()
             if self.on_completed is not None:
                 self.on_completed(Result(self.text, event.completed))

@@ -38,9 +38,16 @@ class Subscription:
     item, its events in offset order and an ``ended`` item
     (:meth:`RouterError.from_ended` says why it ended). A subscription that
     fails, for example on an unknown stream id, ends alone; the call and the
-    others go on. ``add``, ``remove``, ``grant`` and ``close_send`` may be
-    called at any time; after ``close_send`` the iteration ends once every
-    subscription has ended. Leaving an ``async with`` block ends the call.
+    others go on. A subscription whose generation is cancelled (by its caller,
+    an operator, a detach TTL or a server shutdown) gets the generation's last
+    event, ``completed`` with finish reason CANCELLED, at once, even in CREDIT
+    flow with no credits left (its offsets jump), and then ends normally.
+
+    ``add``, ``remove``, ``grant`` and ``close_send`` are coroutines, like
+    :class:`Control`'s methods and a :class:`Generation`'s steering: each
+    queues its request on the call and returns; they may be awaited at any
+    time. After ``close_send`` the iteration ends once every subscription has
+    ended. Leaving an ``async with`` block ends the call.
     """
 
     def __init__(
@@ -56,7 +63,7 @@ class Subscription:
         self._attempts = 0
         self._send_closed = False
 
-    def add(self, stream_id: str, from_offset: int = 0, **fields: Any) -> None:
+    async def add(self, stream_id: str, from_offset: int = 0, **fields: Any) -> None:
         """Follows a generation from ``from_offset`` (0 replays it from the start).
 
         ``fields`` are the other ``AddSubscription`` fields (``flow``, ``slow_policy``).
@@ -65,20 +72,20 @@ class Subscription:
         self._active[stream_id] = _Following(add, Credits(add.flow))
         self._requests.put(svc_pb.SubscribeRequest(add=add))
 
-    def remove(self, stream_id: str) -> None:
+    async def remove(self, stream_id: str) -> None:
         """Stops following a generation; its ``ended`` item follows."""
         self._active.pop(stream_id, None)
         remove = ops_pb.RemoveSubscription(stream_id=stream_id)
         self._requests.put(svc_pb.SubscribeRequest(remove=remove))
 
-    def grant(self, stream_id: str, credits: int) -> None:
+    async def grant(self, stream_id: str, credits: int) -> None:
         """Allows ``credits`` more events on one subscription (CREDIT flow mode)."""
         grant = ops_pb.SubscriptionCredits(stream_id=stream_id, credits=credits)
         following = self._active.get(stream_id)
         if self._requests.put(svc_pb.SubscribeRequest(grant=grant)) and following is not None:
             following.credits.grant(credits)
 
-    def close_send(self) -> None:
+    async def close_send(self) -> None:
         """Says no more requests follow: the call ends once every subscription has ended."""
         self._send_closed = True
         self._requests.close()

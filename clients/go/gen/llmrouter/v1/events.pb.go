@@ -35,7 +35,7 @@ const (
 	FinishReason_FINISH_REASON_LENGTH FinishReason = 2
 	// A stop sequence was generated.
 	FinishReason_FINISH_REASON_STOP_SEQUENCE FinishReason = 3
-	// The caller cancelled it.
+	// It was cancelled (`cancelled_by` says by whom).
 	FinishReason_FINISH_REASON_CANCELLED FinishReason = 4
 	// The backend filtered the content.
 	FinishReason_FINISH_REASON_CONTENT_FILTER FinishReason = 5

@@ -40,7 +40,8 @@ const (
 	StreamState_STREAM_STATE_COMPLETED StreamState = 4
 	// Finished with an error.
 	StreamState_STREAM_STATE_FAILED StreamState = 5
-	// Cancelled by a client or by a disconnect.
+	// Cancelled: by its caller, an operator, a detach TTL or a shutdown (the
+	// `completed` event says which).
 	StreamState_STREAM_STATE_CANCELLED StreamState = 6
 )
 
@@ -646,7 +647,7 @@ type CancelStreamCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The generation to cancel.
 	StreamId string `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
-	// Why, returned to its Generate caller in the CANCELLED status.
+	// Why; the `completed` event carries it as `cancel_reason`.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

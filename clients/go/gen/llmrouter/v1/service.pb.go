@@ -366,7 +366,8 @@ type ControlRequest_Resume struct {
 }
 
 type ControlRequest_Cancel struct {
-	// Cancels a generation; its Generate caller ends with CANCELLED.
+	// Cancels a generation; its log ends with `completed` (CANCELLED, by
+	// CANCELLED_BY_OPERATOR and the reason), which its caller gets at once.
 	Cancel *CancelStreamCommand `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 

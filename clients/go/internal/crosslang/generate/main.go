@@ -3,7 +3,7 @@
 // first chunk, and prints what it sees, one line each:
 //
 //	event {StreamEvent as protojson}
-//	end OK              the generation completed
+//	end OK              the call ended after the completed event (a cancel included)
 //	end CODE OFFSET     the call failed with the numeric gRPC CODE; OFFSET is the next offset
 //
 // It holds back credits until the pause is sent, so the generation cannot

@@ -839,7 +839,7 @@ export enum FinishReason {
   STOP_SEQUENCE = 3,
 
   /**
-   * The caller cancelled it.
+   * It was cancelled (`cancelled_by` says by whom).
    *
    * @generated from enum value: FINISH_REASON_CANCELLED = 4;
    */

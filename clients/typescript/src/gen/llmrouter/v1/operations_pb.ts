@@ -251,7 +251,7 @@ export type CancelStreamCommand = Message<"llmrouter.v1.CancelStreamCommand"> & 
   streamId: string;
 
   /**
-   * Why, returned to its Generate caller in the CANCELLED status.
+   * Why; the `completed` event carries it as `cancel_reason`.
    *
    * @generated from field: string reason = 2;
    */
@@ -797,7 +797,8 @@ export enum StreamState {
   FAILED = 5,
 
   /**
-   * Cancelled by a client or by a disconnect.
+   * Cancelled: by its caller, an operator, a detach TTL or a shutdown (the
+   * `completed` event says which).
    *
    * @generated from enum value: STREAM_STATE_CANCELLED = 6;
    */

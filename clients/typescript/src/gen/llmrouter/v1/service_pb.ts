@@ -145,7 +145,8 @@ export type ControlRequest = Message<"llmrouter.v1.ControlRequest"> & {
     case: "resume";
   } | {
     /**
-     * Cancels a generation; its Generate caller ends with CANCELLED.
+     * Cancels a generation; its log ends with `completed` (CANCELLED, by
+     * CANCELLED_BY_OPERATOR and the reason), which its caller gets at once.
      *
      * @generated from field: llmrouter.v1.CancelStreamCommand cancel = 4;
      */
