@@ -15,7 +15,9 @@ try {
     process.stdout.write(text);
   }
   const completed = generation.completed;
-  console.log(`\n[${v1.FinishReason[completed?.finishReason ?? 0]}, ${completed?.usage?.completionTokens} tokens]`);
+  // The contract's own name for the reason, as the other clients print it.
+  const reason = `FINISH_REASON_${v1.FinishReason[completed?.finishReason ?? 0]}`;
+  console.log(`\n[${reason}, ${completed?.usage?.completionTokens} tokens]`);
 
   const chat = client.chat({ system: "Answer in one short sentence.", sampling });
   for (const question of ["What is a lighthouse?", "Who keeps it?"]) {
