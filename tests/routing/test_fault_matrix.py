@@ -36,7 +36,8 @@ from tests.routing.fault_cases import (
     Scenario,
     expect,
 )
-from tests.routing.faults import OK, PROMPT_TOKENS, FaultUpstream, closed_port_url
+from tests.routing.fault_dialects import PROMPT_TOKENS
+from tests.routing.faults import OK, FaultUpstream, closed_port_url
 
 
 def _param(s: Scenario) -> Any:

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.routing.fault_dialects import PROMPT_TOKENS
 from tests.routing.faults import (
     OK,
-    PROMPT_TOKENS,
     Fault,
     FaultUpstream,
     closed_port_url,
