@@ -93,6 +93,10 @@ class Accounting:
             source=source,
         )
 
+    def finished(self, reason: FinishReason) -> None:
+        """Records why the backend ended the output."""
+        self.finish_reason = reason
+
     def stop_sequence(self) -> None:
         """Records that a stop sequence ended the generation."""
         self.finish_reason = FinishReason.STOP_SEQUENCE

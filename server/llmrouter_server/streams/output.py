@@ -1,22 +1,22 @@
 """From route items to log events: attempt notices, stop sequences, chunks.
 
-Stop sequences are matched per lane: one lane for a generation, one per
-target under MERGE (where a stop sequence ends only that target's text).
-Text a matcher holds back is already in the route's transcript, so a
-continuation never repeats it; a RESTART drops it with the discarded answer.
+Text goes through the shaping pipeline (``shaping/``) per lane: one lane
+for a generation, one per target under MERGE (where a stop sequence ends
+only that target's text). What a stage holds back is already in the route's
+transcript, so a continuation never repeats it; a RESTART drops it with the
+discarded answer (a new pipeline).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from llmrouter_server.backends.base import Delta
 from llmrouter_server.routing.items import AttemptFailed, FallbackUsed, Tagged, Waiting
 from llmrouter_server.routing.route import Route
+from llmrouter_server.shaping.stage import Piece, Pipeline
+from llmrouter_server.shaping.stops import StopSequences
 from llmrouter_server.streams.accounting import Accounting
 from llmrouter_server.streams.events import ChunkSource, Queued
 from llmrouter_server.streams.log import ReplayLog
-from llmrouter_server.streams.stops import StopMatcher
 from llmrouter_server.values import MidStreamAction
 
 OutputItem = Waiting | AttemptFailed | FallbackUsed | Tagged | Delta
@@ -33,7 +33,7 @@ class Output:
         self._route = route
         self._tally = tally
         self._log = log
-        self._lanes: dict[int, StopMatcher] = {}
+        self._lanes: dict[int, Pipeline] = {}
         self._merged = False
 
     def record(self, item: OutputItem) -> bool:
@@ -57,20 +57,31 @@ class Output:
 
     def flush(self) -> None:
         """Appends the text still held back, once the route has ended."""
-        for lane, stops in self._lanes.items():
-            chunk = self._tally.chunk(Delta(text=stops.flush()), self._source(lane))
-            if chunk is not None:
-                self._log.append(chunk)
+        for lane, pipeline in self._lanes.items():
+            for piece in pipeline.flush():
+                self._append(piece, self._source(lane))
 
     def _text(self, delta: Delta, lane: int, source: ChunkSource | None) -> bool:
-        stops = self._lanes.setdefault(lane, StopMatcher(self._stops))
-        text = stops.feed(delta.text)
+        pipeline = self._lanes.get(lane) or self._lanes.setdefault(lane, self._pipeline())
+        piece = Piece(delta.text, delta.token_count, delta.token_ids)
+        pieces = pipeline.feed(piece)
         if delta.finish_reason is not None:
-            text += stops.flush()
-        chunk = self._tally.chunk(replace(delta, text=text), source)
+            self._tally.finished(delta.finish_reason)
+            pieces += pipeline.flush()
+        for out in pieces:
+            self._append(out, source)
+        # Under MERGE a stop sequence ends only its own lane's text.
+        return pipeline.done and source is None
+
+    def _pipeline(self) -> Pipeline:
+        """The stages, in their documented order (only stop sequences so far)."""
+        return Pipeline([StopSequences(self._stops)])
+
+    def _append(self, piece: Piece, source: ChunkSource | None) -> None:
+        delta = Delta(text=piece.text, token_count=piece.token_count, token_ids=piece.token_ids)
+        chunk = self._tally.chunk(delta, source)
         if chunk is not None:
             self._log.append(chunk)
-        return stops.stopped and source is None
 
     def _source(self, lane: int) -> ChunkSource | None:
         if not self._merged:
