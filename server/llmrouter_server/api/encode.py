@@ -91,6 +91,9 @@ def stream_event(event: events.Event) -> ev_pb.StreamEvent:
         message.queued.position = kind.position
     elif isinstance(kind, events.Completed):
         message.completed.CopyFrom(_completed(kind))
+    elif isinstance(kind, events.JsonSnapshot):
+        message.json.json = kind.json
+        message.json.complete = kind.complete
     elif isinstance(kind, AttemptFailed):
         message.attempt_failed.CopyFrom(attempt_failed(kind))
     elif isinstance(kind, FallbackUsed):

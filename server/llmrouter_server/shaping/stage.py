@@ -25,6 +25,10 @@ class Piece:
     """Tokens, counted once: a piece with no text carries them on."""
     token_ids: tuple[int, ...] = ()
     """Their ids, when known."""
+    snapshot: str | None = None
+    """JSON output only: the value so far, closed into valid JSON text, when it changed."""
+    complete: bool = False
+    """With ``snapshot``: True once the output is a complete JSON value."""
 
 
 class Stage(Protocol):
@@ -46,6 +50,14 @@ class Stage(Protocol):
 
     def flush(self) -> list[Piece]:
         """The output has ended: returns everything still held."""
+        ...
+
+    def due_in(self) -> float | None:
+        """Seconds until held text must go out even if nothing new comes; None: no need."""
+        ...
+
+    def tick(self) -> list[Piece]:
+        """Called once ``due_in`` has passed: returns what goes out now."""
         ...
 
 
@@ -74,6 +86,18 @@ class Pipeline:
         pieces: list[Piece] = []
         for index, stage in enumerate(self._stages):
             pieces = self._through(self._stages[index : index + 1], pieces) + stage.flush()
+        return pieces
+
+    def due_in(self) -> float | None:
+        """The soonest any stage needs a ``tick``; None when none does."""
+        dues = [due for stage in self._stages if (due := stage.due_in()) is not None]
+        return min(dues) if dues else None
+
+    def tick(self) -> list[Piece]:
+        """Ticks each stage, passing what it lets go through the later ones."""
+        pieces: list[Piece] = []
+        for index, stage in enumerate(self._stages):
+            pieces = self._through(self._stages[index : index + 1], pieces) + stage.tick()
         return pieces
 
     @staticmethod

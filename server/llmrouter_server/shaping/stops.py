@@ -49,6 +49,14 @@ class StopSequences:
         held, self._held = self._held, ""
         return [Piece(held)] if held else []
 
+    def due_in(self) -> float | None:
+        """Never: held text waits for the next piece or the end."""
+        return None
+
+    def tick(self) -> list[Piece]:
+        """Nothing is released by time."""
+        return []
+
     def _first_completed(self, buffer: str) -> int | None:
         """Where the output is cut: at the stop sequence that completes first.
 

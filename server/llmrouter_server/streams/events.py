@@ -81,6 +81,16 @@ class Chunk:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonSnapshot:
+    """JSON output only: the value parsed so far."""
+
+    json: str
+    """The output so far, closed into valid JSON text."""
+    complete: bool
+    """True once the output is a complete JSON value."""
+
+
+@dataclass(frozen=True, slots=True)
 class Timings:
     """Latencies of one generation, in seconds."""
 
@@ -158,7 +168,16 @@ class Gap:
 
 
 EventKind = (
-    Started | Queued | Chunk | AttemptFailed | FallbackUsed | Paused | Resumed | Completed | Gap
+    Started
+    | Queued
+    | Chunk
+    | JsonSnapshot
+    | AttemptFailed
+    | FallbackUsed
+    | Paused
+    | Resumed
+    | Completed
+    | Gap
 )
 
 

@@ -97,7 +97,7 @@ class Generation:
         self.error: RouterError | None = None
         self.on_change: Callable[[Generation], None] = lambda _: None
         self._router = router
-        self._output = Output(request.stop, route, self.tally, self.log)
+        self._output = Output(request, route, self.tally, self.log, self._caller_lags)
         self._free = asyncio.Event()
         self._free.set()
         self._state_before_pause = StreamState.QUEUED
@@ -106,6 +106,10 @@ class Generation:
         self._owner: Cursor | None = None
         self._placeholder: Cursor | None = None
         self._detach_timer: asyncio.TimerHandle | None = None
+
+    def _caller_lags(self) -> bool:
+        """True while the caller's cursor has events it has not taken."""
+        return self._owner is not None and self._owner.lag()[0] > 0
 
     @property
     def consumers(self) -> int:
@@ -265,7 +269,7 @@ class Generation:
         self.log.append(self.tally.completed())
         self._set_state(StreamState.COMPLETED)
         self.log.close()
-        self._forget_placeholder()
+        self._stop_timers()
 
     async def _pull(self) -> bool:
         """Streams the route; True when done, False when the backend was released.
@@ -326,15 +330,17 @@ class Generation:
         self.log.append(self.tally.completed(by, reason))
         self._set_state(StreamState.CANCELLED)
         self.log.close(abrupt=True)
-        self._forget_placeholder()
+        self._stop_timers()
 
     def _fail(self, error: RouterError) -> None:
         self.error = error.at(self.stream_id, self.log.next_offset)
         self._set_state(StreamState.FAILED)
         self.log.close(self.error, abrupt=True)
-        self._forget_placeholder()
+        self._stop_timers()
 
-    def _forget_placeholder(self) -> None:
+    def _stop_timers(self) -> None:
+        """Stops what would outlive the producer: the output's and the detach timer."""
+        self._output.close()
         if self._detach_timer is not None:
             self._detach_timer.cancel()
             self._detach_timer = None
