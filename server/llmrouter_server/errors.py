@@ -8,6 +8,7 @@ one place (``api/status.py``)::
     ├── NotFound              an unknown model, route or stream
     ├── AlreadyExists         a client-chosen stream id is taken
     ├── FailedPrecondition    an action the stream's state does not allow
+    │   └── JsonOutputInvalid     the output asked to be JSON is not, or fails its schema
     ├── OutOfRange            an offset beyond the end or already evicted
     ├── ResourceExhausted     over a limit; may say when to retry
     ├── Cancelled             cancelled by another client
@@ -93,6 +94,38 @@ class FailedPrecondition(RouterError):
     """The action is not allowed in the current state."""
 
     reason = "FAILED_PRECONDITION"
+
+
+class JsonOutputInvalid(FailedPrecondition):
+    """The output asked to be JSON is not one JSON value, or fails the request's schema.
+
+    The request was valid and nothing was lost in transit: the model produced
+    something else (prose, a value cut off by ``max_tokens`` or a stop
+    sequence, a value the schema rejects). It is FAILED_PRECONDITION, not
+    UNAVAILABLE: a client (ours included) retries or re-attaches on
+    UNAVAILABLE, and the same request would most likely end the same way until
+    something changes (more ``max_tokens``, other stop sequences, a route whose
+    model constrains its output, a simpler schema).
+
+    Attributes:
+        text: The whole output, as it was streamed.
+        path: Where the schema failed, as a JSON path (``$.items[2].price``);
+            empty when the text is not JSON.
+        rule: The schema keyword that failed (``type``), or ``json`` when the
+            text is not JSON.
+        detail: What the rule says is wrong, without the path.
+    """
+
+    reason = "JSON_OUTPUT_INVALID"
+
+    def __init__(
+        self, message: str, *, text: str, rule: str, path: str = "", detail: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.text = text
+        self.path = path
+        self.rule = rule
+        self.detail = detail or message
 
 
 class OutOfRange(RouterError):

@@ -70,10 +70,10 @@ CASES: list[tuple[str, list[svc_pb.GenerateRequest], grpc.StatusCode, str]] = [
         "start.on_disconnect.detach_ttl",
     ),
     (
-        "coalescing",
+        "SIZE coalescing without max_chars",
         [start(stream_options={"coalescing": {"mode": "COALESCE_MODE_SIZE"}})],
-        grpc.StatusCode.UNIMPLEMENTED,
-        "start.stream_options.coalescing",
+        INVALID,
+        "start.stream_options.coalescing.max_chars",
     ),
     (
         "schema without JSON",

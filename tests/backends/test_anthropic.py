@@ -313,7 +313,7 @@ def test_build_backends_builds_the_anthropic_backend() -> None:
     backend = build_backends(config)["claude"]
 
     assert isinstance(backend, AnthropicBackend)
-    assert (backend.name, backend.kind, backend.supports_json) == ("claude", "anthropic", False)
+    assert (backend.name, backend.kind, backend.supports_json) == ("claude", "anthropic", True)
     assert backend.max_concurrency == 64
 
 

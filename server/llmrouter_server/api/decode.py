@@ -1,7 +1,7 @@
 """Translates request messages into domain requests.
 
-Options the contract defines but this server does not implement yet are
-refused with UNIMPLEMENTED naming the field, so nothing pretends to work.
+Enum values this server does not know are refused with INVALID_ARGUMENT
+naming the field; the domain validates the rest (``streams/request.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 
 from llmrouter_server.api.encode import POLICIES_BY_VALUE, STATES_BY_VALUE
-from llmrouter_server.errors import InvalidArgument, Unimplemented
+from llmrouter_server.errors import InvalidArgument
 from llmrouter_server.routing.route import Overrides
+from llmrouter_server.shaping.coalesce import CoalesceMode, Coalescing
 from llmrouter_server.streams.generation import StreamState
 from llmrouter_server.streams.log import SlowPolicy
 from llmrouter_server.streams.request import Flow, GenerationRequest, StreamOptions
@@ -29,6 +30,14 @@ _ACTIONS = {
     gen_pb.MID_STREAM_ACTION_CONTINUE: MidStreamAction.CONTINUE,
     gen_pb.MID_STREAM_ACTION_RESTART: MidStreamAction.RESTART,
     gen_pb.MID_STREAM_ACTION_FAIL: MidStreamAction.FAIL,
+}
+
+_MODES = {
+    gen_pb.COALESCE_MODE_UNSPECIFIED: CoalesceMode.TOKEN,
+    gen_pb.COALESCE_MODE_TOKEN: CoalesceMode.TOKEN,
+    gen_pb.COALESCE_MODE_SIZE: CoalesceMode.SIZE,
+    gen_pb.COALESCE_MODE_TIME: CoalesceMode.TIME,
+    gen_pb.COALESCE_MODE_ADAPTIVE: CoalesceMode.ADAPTIVE,
 }
 
 _ROLES = {
@@ -47,7 +56,6 @@ def start_request(
         start: The message.
         deadline: The call's deadline on the ``time.monotonic`` clock, if any.
     """
-    _refuse_unimplemented(start)
     options = start.stream_options
     return GenerationRequest(
         prompt=start.prompt,
@@ -62,6 +70,7 @@ def start_request(
             include_progress=options.include_progress,
             include_metadata=options.include_metadata,
             include_token_ids=options.include_token_ids,
+            coalescing=coalescing(options.coalescing),
         ),
         labels=tuple(sorted(start.labels.items())),
         flow=flow(start.flow),
@@ -88,6 +97,17 @@ def overrides(routing: gen_pb.RoutingOverrides) -> Overrides:
         on_mid_stream_failure=_ACTIONS.get(action),
         race_after=_seconds(routing, "race_after"),
     )
+
+
+def coalescing(message: gen_pb.Coalescing) -> Coalescing:
+    """The domain policy of a ``Coalescing`` message (ranges are checked by ``validate``)."""
+    mode = _MODES.get(message.mode)
+    if mode is None:
+        raise InvalidArgument(
+            "start.stream_options.coalescing.mode", f"unknown mode value {message.mode}"
+        )
+    interval = message.interval.ToNanoseconds() / 1e9 if message.HasField("interval") else None
+    return Coalescing(mode=mode, max_chars=message.max_chars, interval=interval)
 
 
 def flow(message: gen_pb.FlowControl) -> Flow:
@@ -126,14 +146,3 @@ def _sampling(sampling: gen_pb.SamplingParams) -> Sampling:
         presence_penalty=optional("presence_penalty"),
         frequency_penalty=optional("frequency_penalty"),
     )
-
-
-def _refuse_unimplemented(start: gen_pb.StartGeneration) -> None:
-    coalescing = start.stream_options.coalescing
-    refused = {
-        "start.stream_options.coalescing": coalescing.mode
-        not in (gen_pb.COALESCE_MODE_UNSPECIFIED, gen_pb.COALESCE_MODE_TOKEN),
-    }
-    for field, used in refused.items():
-        if used:
-            raise Unimplemented(f"{field}: not implemented yet by this server", field=field)

@@ -175,16 +175,32 @@ def list_models_response(routes: list[Route], default_route: str) -> svc_pb.List
 def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
     message = ev_pb.Chunk(text=chunk.text, token_count=chunk.token_count, token_ids=chunk.token_ids)
     if chunk.progress is not None:
-        progress = chunk.progress
-        message.progress.completion_tokens = progress.completion_tokens
-        message.progress.max_tokens = progress.max_tokens
-        message.progress.tokens_per_second = progress.tokens_per_second
-        message.progress.elapsed.CopyFrom(_duration(progress.elapsed))
+        message.progress.CopyFrom(_progress(chunk.progress))
     if chunk.source is not None:
         message.metadata.model = chunk.source.model
         message.metadata.backend = chunk.source.backend
         message.metadata.attempt = chunk.source.attempt
         message.metadata.target = chunk.source.target
+    if chunk.timing is not None:
+        timing = chunk.timing
+        message.metadata.produced_at.FromNanoseconds(round(timing.produced_at * 1e9))
+        if timing.since_previous is not None:
+            message.metadata.since_previous.CopyFrom(_duration(timing.since_previous))
+    return message
+
+
+def _progress(progress: events.Progress) -> ev_pb.Progress:
+    message = ev_pb.Progress(
+        completion_tokens=progress.completion_tokens,
+        max_tokens=progress.max_tokens,
+        tokens_per_second=progress.tokens_per_second,
+        elapsed=_duration(progress.elapsed),
+        fraction=progress.fraction,
+    )
+    if progress.eta is not None:
+        message.eta.CopyFrom(_duration(progress.eta))
+    if progress.time_to_first_token is not None:
+        message.time_to_first_token.CopyFrom(_duration(progress.time_to_first_token))
     return message
 
 

@@ -2,7 +2,8 @@
 
 Every status carries a ``google.rpc.ErrorInfo`` (domain ``llmrouter.v1``, a
 stable reason, and the field, stream id and offset where known); invalid
-arguments add a ``google.rpc.BadRequest``; limits with a known wait add a
+arguments add a ``google.rpc.BadRequest``; invalid JSON output adds a
+``JsonOutputInvalid`` with the whole text; limits with a known wait add a
 ``google.rpc.RetryInfo``.
 """
 
@@ -86,6 +87,8 @@ def details(error: errors.RouterError) -> list[any_pb2.Any]:
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
     if isinstance(error, errors.RouteFailed):
         details.append(_pack(_route_failure(error)))
+    if isinstance(error, errors.JsonOutputInvalid):
+        details.append(_pack(_json_output_invalid(error)))
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         delay = duration_pb2.Duration()
@@ -105,6 +108,23 @@ async def abort(
 
 def _route_failure(error: errors.RouteFailed) -> ev_pb.RouteFailure:
     return ev_pb.RouteFailure(attempts=[attempt_failed(failed) for failed in error.attempts])
+
+
+_DETAIL_TEXT_LIMIT = 4096
+"""UTF-8 bytes of the output a ``JsonOutputInvalid`` detail carries: status details
+travel in a trailer, and gRPC refuses trailers much over 8 KiB."""
+
+
+def _json_output_invalid(error: errors.JsonOutputInvalid) -> ev_pb.JsonOutputInvalid:
+    # The text goes here, not in ErrorInfo metadata, whose values are meant to be short.
+    text = error.text.encode()[:_DETAIL_TEXT_LIMIT].decode(errors="ignore")
+    return ev_pb.JsonOutputInvalid(
+        text=text,
+        path=error.path,
+        rule=error.rule,
+        message=error.detail,
+        truncated=len(text) < len(error.text),
+    )
 
 
 def _error_info(error: errors.RouterError) -> error_details_pb2.ErrorInfo:

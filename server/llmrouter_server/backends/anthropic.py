@@ -13,12 +13,22 @@ rejects a final assistant turn ending in whitespace, that whitespace is cut
 from the turn and from the start of the model's first text, so the output
 joins the continuation without losing or doubling it.
 
+JSON output has no parameter in the Messages API that this backend relies
+on, so it is asked for by an instruction: a system paragraph asking for one
+JSON value and nothing else, with the schema when there is one. When the
+schema requires an object, the answer is also prefilled with ``{`` (and the
+``{`` is emitted as the start of the first text), which keeps the model from
+a preamble or a code fence; with no schema, or one that allows other types,
+nothing is prefilled, since ``{`` would rule out an array or a scalar the
+request may want. The JSON stage then validates what comes back.
+
 The body is read only as fast as deltas are pulled; closing the stream closes
 the connection, which is how the provider learns to stop.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +63,8 @@ class AnthropicBackend:
     """Streams messages from the Anthropic Messages API."""
 
     kind = "anthropic"
-    supports_json = False
+    supports_json = True
+    """By an instruction, not by constrained decoding: the JSON stage validates."""
 
     def __init__(
         self,
@@ -85,8 +96,8 @@ class AnthropicBackend:
         The last delta carries the finish reason and the usage, after
         ``message_stop``; a body that ends before it is an error.
         """
-        payload, held = _payload(request)
-        turn = _Turn(self.name, held)
+        payload, held, lead = _payload(request)
+        turn = _Turn(self.name, held, lead)
         async with self._http.post("messages", payload) as events:
             async for sse in events:
                 delta = turn.read(sse.event, parse_event(self.name, sse.data))
@@ -103,16 +114,24 @@ class AnthropicBackend:
         await self._http.aclose()
 
 
-def _payload(request: BackendRequest) -> tuple[dict[str, Any], str]:
-    """The request body, and the whitespace cut from the end of the prefill."""
+def _payload(request: BackendRequest) -> tuple[dict[str, Any], str, str]:
+    """The request body, the whitespace cut from the end of the prefill, and the
+    prefill the model's first text must be joined to (JSON output's ``{``)."""
     messages, held = _messages(request)
+    lead = ""
+    if request.json_output and not request.continuation and _wants_object(request.json_schema):
+        messages.append({"role": "assistant", "content": "{"})
+        lead = "{"
     payload: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens,
         "stream": True,
         "messages": messages,
     }
-    system = "\n\n".join(m.content for m in request.messages if m.role is Role.SYSTEM)
+    system = "\n\n".join(
+        [m.content for m in request.messages if m.role is Role.SYSTEM]
+        + ([_json_instruction(request.json_schema)] if request.json_output else [])
+    )
     optional = {
         "system": system or None,
         "temperature": request.sampling.temperature,
@@ -121,7 +140,26 @@ def _payload(request: BackendRequest) -> tuple[dict[str, Any], str]:
         "stop_sequences": list(request.stop) or None,
     }
     payload.update({key: value for key, value in optional.items() if value is not None})
-    return payload, held
+    return payload, held, lead
+
+
+def _json_instruction(schema: str) -> str:
+    """The system paragraph that asks for JSON output."""
+    instruction = (
+        "Answer with a single JSON value and nothing else: no text before or after it,"
+        " no Markdown code fence."
+    )
+    if not schema:
+        return instruction
+    return f"{instruction} The value must be valid against this JSON Schema:\n{schema}"
+
+
+def _wants_object(schema: str) -> bool:
+    """True when the schema (already validated as JSON) admits only an object."""
+    if not schema:
+        return False
+    document = json.loads(schema)
+    return isinstance(document, dict) and document.get("type") == "object"
 
 
 def _messages(request: BackendRequest) -> tuple[list[dict[str, str]], str]:
@@ -143,6 +181,8 @@ class _Turn:
     backend: str
     held: str
     """Whitespace cut from the prefill, still to be dropped from the first text."""
+    lead: str = ""
+    """A prefill the model continues that the output must show: put before the first text."""
     input_tokens: int = 0
     output_tokens: int = 0
     stop_reason: str | None = None
@@ -187,6 +227,8 @@ class _Turn:
         if self.held:
             text = text.removeprefix(self.held)
             self.held = ""
+        if self.lead:
+            text, self.lead = self.lead + text, ""
         return Delta(text=text, token_count=1)
 
     def _count(self, usage: dict[str, Any]) -> None:

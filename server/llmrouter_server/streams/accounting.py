@@ -1,8 +1,10 @@
 """Turns backend deltas into chunk and completion events, keeping the tally.
 
 It owns the clock readings of one generation (queue time, time to first
-token, tokens per second) and reads token counts from the route's
-transcript, where every attempt's usage is kept and summed.
+token, tokens per second, the estimate to the token limit, the latency
+between chunks) and reads token counts from the route's transcript, where
+every attempt's usage is kept and summed. Durations come from a monotonic
+clock, timestamps from a wall clock; both are injected so tests drive them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from llmrouter_server.streams.events import (
     AttemptUsage,
     Chunk,
     ChunkSource,
+    ChunkTiming,
     Completed,
     Progress,
     Timings,
@@ -34,11 +37,22 @@ class Accounting:
         options: StreamOptions,
         transcript: Transcript,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """Starts the tally (and its clock) of one generation.
+
+        Args:
+            max_tokens: The effective token limit.
+            options: What each chunk carries.
+            transcript: Where the route counts every attempt's tokens.
+            clock: Monotonic seconds, for durations.
+            wall_clock: Seconds since the epoch, for timestamps.
+        """
         self.max_tokens = max_tokens
         self._options = options
         self._transcript = transcript
         self._clock = clock
+        self._wall_clock = wall_clock
         self.started_at = clock()
         self._attempt_at: float | None = None
         self._first_token_at: float | None = None
@@ -82,15 +96,16 @@ class Accounting:
             return None
         self._pending.pop(lane, None)
         now = self._clock()
+        previous, self._last_token_at = self._last_token_at, now
         if self._first_token_at is None:
             self._first_token_at = now
-        self._last_token_at = now
         return Chunk(
             text=delta.text,
             token_count=tokens,
             token_ids=tuple(ids) if self._options.include_token_ids else (),
             progress=self._progress(now) if self._options.include_progress else None,
             source=source,
+            timing=self._timing(now, previous) if self._options.include_metadata else None,
         )
 
     def finished(self, reason: FinishReason) -> None:
@@ -107,13 +122,12 @@ class Accounting:
         reason = FinishReason.CANCELLED if cancelled else self.finish_reason or FinishReason.STOP
         self.final_reason = reason
         now = self._clock()
-        first = self._first_token_at
         return Completed(
             finish_reason=reason,
             usage=self.usage,
             timings=Timings(
                 queue_time=(self._attempt_at or now) - self.started_at,
-                time_to_first_token=(first - self.started_at) if first is not None else 0.0,
+                time_to_first_token=self._time_to_first_token() or 0.0,
                 total_time=now - self.started_at,
                 tokens_per_second=self._rate(now),
             ),
@@ -129,12 +143,28 @@ class Accounting:
         )
 
     def _progress(self, now: float) -> Progress:
+        completion = self.usage.completion_tokens
+        limit = self.max_tokens
+        rate = self._rate(now)
         return Progress(
-            completion_tokens=self.usage.completion_tokens,
-            max_tokens=self.max_tokens,
-            tokens_per_second=self._rate(now),
+            completion_tokens=completion,
+            max_tokens=limit,
+            tokens_per_second=rate,
             elapsed=now - self.started_at,
+            fraction=min(completion / limit, 1.0) if limit > 0 else 0.0,
+            eta=max(limit - completion, 0) / rate if rate > 0 else None,
+            time_to_first_token=self._time_to_first_token(),
         )
+
+    def _timing(self, now: float, previous: float | None) -> ChunkTiming:
+        return ChunkTiming(
+            produced_at=self._wall_clock(),
+            since_previous=now - previous if previous is not None else None,
+        )
+
+    def _time_to_first_token(self) -> float | None:
+        first = self._first_token_at
+        return first - self.started_at if first is not None else None
 
     def _rate(self, now: float) -> float:
         first = self._first_token_at

@@ -48,6 +48,12 @@ class Progress:
     """Rate since the first token."""
     elapsed: float
     """Seconds since the start."""
+    fraction: float = 0.0
+    """``completion_tokens / max_tokens``, at most 1."""
+    eta: float | None = None
+    """Seconds until ``max_tokens`` at the current rate; None while no rate is known."""
+    time_to_first_token: float | None = None
+    """Seconds from the start to the first chunk; None before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,16 @@ class ChunkSource:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkTiming:
+    """When a chunk came, for its metadata."""
+
+    produced_at: float
+    """Wall-clock time the text was taken from the backend (seconds since the epoch)."""
+    since_previous: float | None = None
+    """Seconds since the generation's previous chunk; None for the first."""
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """Generated text."""
 
@@ -77,7 +93,9 @@ class Chunk:
     progress: Progress | None = None
     """Progress, when requested."""
     source: ChunkSource | None = None
-    """Source, when requested."""
+    """Source, when requested (always under MERGE)."""
+    timing: ChunkTiming | None = None
+    """When it came, when metadata is requested."""
 
 
 @dataclass(frozen=True, slots=True)

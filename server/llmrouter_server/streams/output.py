@@ -15,6 +15,8 @@ from collections.abc import Callable
 from llmrouter_server.backends.base import Delta
 from llmrouter_server.routing.items import AttemptFailed, FallbackUsed, Tagged, Waiting
 from llmrouter_server.routing.route import Route
+from llmrouter_server.shaping.coalesce import coalescing
+from llmrouter_server.shaping.json_stage import JsonStage
 from llmrouter_server.shaping.stage import Piece, Pipeline
 from llmrouter_server.shaping.stops import StopSequences
 from llmrouter_server.streams.accounting import Accounting
@@ -105,7 +107,13 @@ class Output:
     def _pipeline(self) -> Pipeline:
         """The stages, in their documented order: stop sequences, JSON,
         coalescing (progress and metadata are added to each chunk by the tally)."""
-        return Pipeline([StopSequences(self._request.stop)])
+        return Pipeline(
+            [
+                StopSequences(self._request.stop),
+                *([JsonStage(self._request.json_schema)] if self._request.json_output else []),
+                *coalescing(self._request.options.coalescing, self._lagging),
+            ]
+        )
 
     def _append(self, piece: Piece, source: ChunkSource | None) -> None:
         delta = Delta(text=piece.text, token_count=piece.token_count, token_ids=piece.token_ids)

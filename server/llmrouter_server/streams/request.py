@@ -10,11 +10,18 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from jsonschema.exceptions import SchemaError
+
 from llmrouter_server.backends.base import BackendRequest
 from llmrouter_server.config import LimitsConfig
 from llmrouter_server.errors import InvalidArgument
 from llmrouter_server.routing.route import Overrides
+from llmrouter_server.shaping.coalesce import MAX_CHARS, MAX_INTERVAL, CoalesceMode, Coalescing
+from llmrouter_server.shaping.json_stage import schema_validator
 from llmrouter_server.values import Message, Role, Sampling
+
+MAX_SCHEMA_BYTES = 64 * 1024
+"""The largest ``json_schema`` a request may carry, in UTF-8 bytes."""
 
 STREAM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a client-chosen stream id may look like."""
@@ -27,9 +34,11 @@ class StreamOptions:
     include_progress: bool = False
     """Attach progress to every chunk."""
     include_metadata: bool = False
-    """Attach model, backend and attempt to every chunk."""
+    """Attach model, backend, attempt, target, latency and timestamp to every chunk."""
     include_token_ids: bool = False
     """Attach token ids where the backend exposes them."""
+    coalescing: Coalescing = field(default_factory=Coalescing)
+    """How pieces are merged into chunk events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,18 +134,44 @@ def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
         )
     if request.json_schema:
         _check_schema(request.json_schema)
+    _check_coalescing(request.options.coalescing)
     return _max_tokens(request.sampling, limits)
 
 
-def _check_schema(schema: str) -> None:
-    try:
-        document = json.loads(schema)
-    except json.JSONDecodeError as exc:
+def _check_coalescing(policy: Coalescing) -> None:
+    """Each mode's parameter in range, and no parameter for a mode that does not use it."""
+    name = "start.stream_options.coalescing"
+    if policy.mode is CoalesceMode.SIZE and not 0 < policy.max_chars <= MAX_CHARS:
+        raise InvalidArgument(f"{name}.max_chars", f"SIZE needs 1 to {MAX_CHARS} characters")
+    if policy.mode is not CoalesceMode.SIZE and policy.max_chars:
+        raise InvalidArgument(f"{name}.max_chars", f"is only used by SIZE, not {policy.mode.name}")
+    interval = policy.interval
+    if policy.mode is CoalesceMode.TIME and not (interval and 0 < interval <= MAX_INTERVAL):
         raise InvalidArgument(
-            "start.response_format.json_schema", f"is not JSON: {exc.msg} at {exc.pos}"
+            f"{name}.interval", f"TIME needs an interval above 0 and at most {MAX_INTERVAL:g} s"
+        )
+    if policy.mode is not CoalesceMode.TIME and interval is not None:
+        raise InvalidArgument(f"{name}.interval", f"is only used by TIME, not {policy.mode.name}")
+
+
+def _check_schema(schema: str) -> None:
+    """A JSON Schema the JSON stage can validate against, within the size limit."""
+    name = "start.response_format.json_schema"
+    size = len(schema.encode())
+    if size > MAX_SCHEMA_BYTES:
+        raise InvalidArgument(name, f"is {size} bytes; the limit is {MAX_SCHEMA_BYTES}")
+    try:
+        if not isinstance(json.loads(schema), dict):
+            # A boolean schema is valid JSON Schema, but backends take an object.
+            raise InvalidArgument(name, "must be a JSON object")
+        schema_validator(schema)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(name, f"is not JSON: {exc.msg} at {exc.pos}") from None
+    except SchemaError as exc:
+        raise InvalidArgument(
+            name,
+            f"is not a valid JSON Schema: at {exc.json_path} ({exc.validator!r}): {exc.message}",
         ) from None
-    if not isinstance(document, dict):
-        raise InvalidArgument("start.response_format.json_schema", "must be a JSON object")
 
 
 def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:

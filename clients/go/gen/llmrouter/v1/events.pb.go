@@ -626,9 +626,19 @@ type Progress struct {
 	// Output tokens per second since the first token.
 	TokensPerSecond float64 `protobuf:"fixed64,3,opt,name=tokens_per_second,json=tokensPerSecond,proto3" json:"tokens_per_second,omitempty"`
 	// Time since the generation started.
-	Elapsed       *durationpb.Duration `protobuf:"bytes,4,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Elapsed *durationpb.Duration `protobuf:"bytes,4,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// The share of the token limit used so far: `completion_tokens` divided by
+	// `max_tokens`, from 0 to 1 (it stays at 1 when the tokens of several
+	// attempts or merged targets add up to more than the limit).
+	Fraction float64 `protobuf:"fixed64,5,opt,name=fraction,proto3" json:"fraction,omitempty"`
+	// Time left until `max_tokens` at the current `tokens_per_second`; zero at
+	// the limit. Unset until a rate is known (from the second chunk on).
+	Eta *durationpb.Duration `protobuf:"bytes,6,opt,name=eta,proto3" json:"eta,omitempty"`
+	// Time from the start of the generation to its first chunk. Unset before
+	// the first token (progress comes with chunks, so it is set on every one).
+	TimeToFirstToken *durationpb.Duration `protobuf:"bytes,7,opt,name=time_to_first_token,json=timeToFirstToken,proto3" json:"time_to_first_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Progress) Reset() {
@@ -689,7 +699,28 @@ func (x *Progress) GetElapsed() *durationpb.Duration {
 	return nil
 }
 
-// ChunkMetadata names the source of a chunk.
+func (x *Progress) GetFraction() float64 {
+	if x != nil {
+		return x.Fraction
+	}
+	return 0
+}
+
+func (x *Progress) GetEta() *durationpb.Duration {
+	if x != nil {
+		return x.Eta
+	}
+	return nil
+}
+
+func (x *Progress) GetTimeToFirstToken() *durationpb.Duration {
+	if x != nil {
+		return x.TimeToFirstToken
+	}
+	return nil
+}
+
+// ChunkMetadata names the source of a chunk and when it came.
 type ChunkMetadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model that produced the text.
@@ -700,7 +731,14 @@ type ChunkMetadata struct {
 	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// The index of the target in the route's target list, from 0. Under the
 	// MERGE policy it tells the interleaved outputs apart.
-	Target        uint32 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	Target uint32 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	// Time since the previous chunk of this generation (of any target). Unset
+	// on the first chunk.
+	SincePrevious *durationpb.Duration `protobuf:"bytes,5,opt,name=since_previous,json=sincePrevious,proto3" json:"since_previous,omitempty"`
+	// When the server took the text from the backend stream. Text a shaping
+	// stage held back (a possible stop sequence, text being coalesced) is
+	// stamped when the stage lets it go.
+	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,6 +799,20 @@ func (x *ChunkMetadata) GetTarget() uint32 {
 		return x.Target
 	}
 	return 0
+}
+
+func (x *ChunkMetadata) GetSincePrevious() *durationpb.Duration {
+	if x != nil {
+		return x.SincePrevious
+	}
+	return nil
+}
+
+func (x *ChunkMetadata) GetProducedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProducedAt
+	}
+	return nil
 }
 
 // JsonSnapshot is the JSON output parsed so far.
@@ -993,6 +1045,94 @@ func (x *RouteFailure) GetAttempts() []*AttemptFailed {
 	return nil
 }
 
+// JsonOutputInvalid is a status detail of a generation that asked for JSON
+// output and produced text that is not one JSON value, or a value its JSON
+// Schema rejects (status FAILED_PRECONDITION, reason JSON_OUTPUT_INVALID).
+type JsonOutputInvalid struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The output text as it was streamed in chunks: all of it, or its first
+	// 4096 UTF-8 bytes when `truncated` (status trailers are limited in size;
+	// the chunk events carry it all).
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Where the schema failed, as a JSON path such as `$.items[2].price`;
+	// empty when the text is not JSON.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The schema keyword that failed, such as `type`, or `json` when the text
+	// is not JSON.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// What is wrong, without the path, such as `'abc' is not of type 'number'`.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// True when `text` is only the start of the output.
+	Truncated     bool `protobuf:"varint,5,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JsonOutputInvalid) Reset() {
+	*x = JsonOutputInvalid{}
+	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JsonOutputInvalid) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JsonOutputInvalid) ProtoMessage() {}
+
+func (x *JsonOutputInvalid) ProtoReflect() protoreflect.Message {
+	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JsonOutputInvalid.ProtoReflect.Descriptor instead.
+func (*JsonOutputInvalid) Descriptor() ([]byte, []int) {
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *JsonOutputInvalid) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *JsonOutputInvalid) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *JsonOutputInvalid) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *JsonOutputInvalid) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *JsonOutputInvalid) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 // FallbackUsed reports a move to another target.
 type FallbackUsed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1015,7 +1155,7 @@ type FallbackUsed struct {
 
 func (x *FallbackUsed) Reset() {
 	*x = FallbackUsed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1167,7 @@ func (x *FallbackUsed) String() string {
 func (*FallbackUsed) ProtoMessage() {}
 
 func (x *FallbackUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[9]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1180,7 @@ func (x *FallbackUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FallbackUsed.ProtoReflect.Descriptor instead.
 func (*FallbackUsed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FallbackUsed) GetFromModel() string {
@@ -1096,7 +1236,7 @@ type Paused struct {
 
 func (x *Paused) Reset() {
 	*x = Paused{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1248,7 @@ func (x *Paused) String() string {
 func (*Paused) ProtoMessage() {}
 
 func (x *Paused) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[10]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1261,7 @@ func (x *Paused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Paused.ProtoReflect.Descriptor instead.
 func (*Paused) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Paused) GetReason() string {
@@ -1140,7 +1280,7 @@ type Resumed struct {
 
 func (x *Resumed) Reset() {
 	*x = Resumed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1292,7 @@ func (x *Resumed) String() string {
 func (*Resumed) ProtoMessage() {}
 
 func (x *Resumed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[11]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1305,7 @@ func (x *Resumed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resumed.ProtoReflect.Descriptor instead.
 func (*Resumed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 // Usage counts tokens.
@@ -1183,7 +1323,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1335,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[12]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1348,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Usage) GetPromptTokens() uint32 {
@@ -1249,7 +1389,7 @@ type Timings struct {
 
 func (x *Timings) Reset() {
 	*x = Timings{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1401,7 @@ func (x *Timings) String() string {
 func (*Timings) ProtoMessage() {}
 
 func (x *Timings) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[13]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1414,7 @@ func (x *Timings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timings.ProtoReflect.Descriptor instead.
 func (*Timings) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Timings) GetQueueTime() *durationpb.Duration {
@@ -1332,7 +1472,7 @@ type Completed struct {
 
 func (x *Completed) Reset() {
 	*x = Completed{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1484,7 @@ func (x *Completed) String() string {
 func (*Completed) ProtoMessage() {}
 
 func (x *Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[14]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1497,7 @@ func (x *Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completed.ProtoReflect.Descriptor instead.
 func (*Completed) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Completed) GetFinishReason() FinishReason {
@@ -1442,7 +1582,7 @@ type AttemptUsage struct {
 
 func (x *AttemptUsage) Reset() {
 	*x = AttemptUsage{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1594,7 @@ func (x *AttemptUsage) String() string {
 func (*AttemptUsage) ProtoMessage() {}
 
 func (x *AttemptUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[15]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1607,7 @@ func (x *AttemptUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttemptUsage.ProtoReflect.Descriptor instead.
 func (*AttemptUsage) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AttemptUsage) GetAttempt() uint32 {
@@ -1518,7 +1658,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1670,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_llmrouter_v1_events_proto_msgTypes[16]
+	mi := &file_llmrouter_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1683,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_llmrouter_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Gap) GetFromOffset() uint64 {
@@ -1596,18 +1736,24 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"tokenCount\x12\x1b\n" +
 	"\ttoken_ids\x18\x03 \x03(\rR\btokenIds\x122\n" +
 	"\bprogress\x18\x04 \x01(\v2\x16.llmrouter.v1.ProgressR\bprogress\x127\n" +
-	"\bmetadata\x18\x05 \x01(\v2\x1b.llmrouter.v1.ChunkMetadataR\bmetadata\"\xb7\x01\n" +
+	"\bmetadata\x18\x05 \x01(\v2\x1b.llmrouter.v1.ChunkMetadataR\bmetadata\"\xca\x02\n" +
 	"\bProgress\x12+\n" +
 	"\x11completion_tokens\x18\x01 \x01(\rR\x10completionTokens\x12\x1d\n" +
 	"\n" +
 	"max_tokens\x18\x02 \x01(\rR\tmaxTokens\x12*\n" +
 	"\x11tokens_per_second\x18\x03 \x01(\x01R\x0ftokensPerSecond\x123\n" +
-	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"q\n" +
+	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12\x1a\n" +
+	"\bfraction\x18\x05 \x01(\x01R\bfraction\x12+\n" +
+	"\x03eta\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x03eta\x12H\n" +
+	"\x13time_to_first_token\x18\a \x01(\v2\x19.google.protobuf.DurationR\x10timeToFirstToken\"\xf0\x01\n" +
 	"\rChunkMetadata\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
 	"\abackend\x18\x02 \x01(\tR\abackend\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\rR\aattempt\x12\x16\n" +
-	"\x06target\x18\x04 \x01(\rR\x06target\">\n" +
+	"\x06target\x18\x04 \x01(\rR\x06target\x12@\n" +
+	"\x0esince_previous\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rsincePrevious\x12;\n" +
+	"\vproduced_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"producedAt\">\n" +
 	"\fJsonSnapshot\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\tR\x04json\x12\x1a\n" +
 	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"\xc0\x02\n" +
@@ -1627,7 +1773,13 @@ const file_llmrouter_v1_events_proto_rawDesc = "" +
 	"\x06tokens\x18\n" +
 	" \x01(\rR\x06tokens\"G\n" +
 	"\fRouteFailure\x127\n" +
-	"\battempts\x18\x01 \x03(\v2\x1b.llmrouter.v1.AttemptFailedR\battempts\"\xd9\x01\n" +
+	"\battempts\x18\x01 \x03(\v2\x1b.llmrouter.v1.AttemptFailedR\battempts\"\x87\x01\n" +
+	"\x11JsonOutputInvalid\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x1c\n" +
+	"\ttruncated\x18\x05 \x01(\bR\ttruncated\"\xd9\x01\n" +
 	"\fFallbackUsed\x12\x1d\n" +
 	"\n" +
 	"from_model\x18\x01 \x01(\tR\tfromModel\x12\x19\n" +
@@ -1697,7 +1849,7 @@ func file_llmrouter_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_llmrouter_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_llmrouter_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_llmrouter_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_llmrouter_v1_events_proto_goTypes = []any{
 	(FinishReason)(0),             // 0: llmrouter.v1.FinishReason
 	(CancelledBy)(0),              // 1: llmrouter.v1.CancelledBy
@@ -1710,50 +1862,55 @@ var file_llmrouter_v1_events_proto_goTypes = []any{
 	(*JsonSnapshot)(nil),          // 8: llmrouter.v1.JsonSnapshot
 	(*AttemptFailed)(nil),         // 9: llmrouter.v1.AttemptFailed
 	(*RouteFailure)(nil),          // 10: llmrouter.v1.RouteFailure
-	(*FallbackUsed)(nil),          // 11: llmrouter.v1.FallbackUsed
-	(*Paused)(nil),                // 12: llmrouter.v1.Paused
-	(*Resumed)(nil),               // 13: llmrouter.v1.Resumed
-	(*Usage)(nil),                 // 14: llmrouter.v1.Usage
-	(*Timings)(nil),               // 15: llmrouter.v1.Timings
-	(*Completed)(nil),             // 16: llmrouter.v1.Completed
-	(*AttemptUsage)(nil),          // 17: llmrouter.v1.AttemptUsage
-	(*Gap)(nil),                   // 18: llmrouter.v1.Gap
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
-	(MidStreamAction)(0),          // 21: llmrouter.v1.MidStreamAction
+	(*JsonOutputInvalid)(nil),     // 11: llmrouter.v1.JsonOutputInvalid
+	(*FallbackUsed)(nil),          // 12: llmrouter.v1.FallbackUsed
+	(*Paused)(nil),                // 13: llmrouter.v1.Paused
+	(*Resumed)(nil),               // 14: llmrouter.v1.Resumed
+	(*Usage)(nil),                 // 15: llmrouter.v1.Usage
+	(*Timings)(nil),               // 16: llmrouter.v1.Timings
+	(*Completed)(nil),             // 17: llmrouter.v1.Completed
+	(*AttemptUsage)(nil),          // 18: llmrouter.v1.AttemptUsage
+	(*Gap)(nil),                   // 19: llmrouter.v1.Gap
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
+	(MidStreamAction)(0),          // 22: llmrouter.v1.MidStreamAction
 }
 var file_llmrouter_v1_events_proto_depIdxs = []int32{
-	19, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
+	20, // 0: llmrouter.v1.StreamEvent.time:type_name -> google.protobuf.Timestamp
 	3,  // 1: llmrouter.v1.StreamEvent.started:type_name -> llmrouter.v1.Started
 	4,  // 2: llmrouter.v1.StreamEvent.queued:type_name -> llmrouter.v1.Queued
 	5,  // 3: llmrouter.v1.StreamEvent.chunk:type_name -> llmrouter.v1.Chunk
 	8,  // 4: llmrouter.v1.StreamEvent.json:type_name -> llmrouter.v1.JsonSnapshot
 	9,  // 5: llmrouter.v1.StreamEvent.attempt_failed:type_name -> llmrouter.v1.AttemptFailed
-	11, // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
-	12, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
-	13, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
-	16, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
-	18, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
+	12, // 6: llmrouter.v1.StreamEvent.fallback_used:type_name -> llmrouter.v1.FallbackUsed
+	13, // 7: llmrouter.v1.StreamEvent.paused:type_name -> llmrouter.v1.Paused
+	14, // 8: llmrouter.v1.StreamEvent.resumed:type_name -> llmrouter.v1.Resumed
+	17, // 9: llmrouter.v1.StreamEvent.completed:type_name -> llmrouter.v1.Completed
+	19, // 10: llmrouter.v1.StreamEvent.gap:type_name -> llmrouter.v1.Gap
 	6,  // 11: llmrouter.v1.Chunk.progress:type_name -> llmrouter.v1.Progress
 	7,  // 12: llmrouter.v1.Chunk.metadata:type_name -> llmrouter.v1.ChunkMetadata
-	20, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
-	20, // 14: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
-	9,  // 15: llmrouter.v1.RouteFailure.attempts:type_name -> llmrouter.v1.AttemptFailed
-	21, // 16: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
-	20, // 17: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
-	20, // 18: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
-	20, // 19: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
-	0,  // 20: llmrouter.v1.Completed.finish_reason:type_name -> llmrouter.v1.FinishReason
-	14, // 21: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
-	15, // 22: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
-	17, // 23: llmrouter.v1.Completed.attempt_usage:type_name -> llmrouter.v1.AttemptUsage
-	1,  // 24: llmrouter.v1.Completed.cancelled_by:type_name -> llmrouter.v1.CancelledBy
-	14, // 25: llmrouter.v1.AttemptUsage.usage:type_name -> llmrouter.v1.Usage
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	21, // 13: llmrouter.v1.Progress.elapsed:type_name -> google.protobuf.Duration
+	21, // 14: llmrouter.v1.Progress.eta:type_name -> google.protobuf.Duration
+	21, // 15: llmrouter.v1.Progress.time_to_first_token:type_name -> google.protobuf.Duration
+	21, // 16: llmrouter.v1.ChunkMetadata.since_previous:type_name -> google.protobuf.Duration
+	20, // 17: llmrouter.v1.ChunkMetadata.produced_at:type_name -> google.protobuf.Timestamp
+	21, // 18: llmrouter.v1.AttemptFailed.retry_delay:type_name -> google.protobuf.Duration
+	9,  // 19: llmrouter.v1.RouteFailure.attempts:type_name -> llmrouter.v1.AttemptFailed
+	22, // 20: llmrouter.v1.FallbackUsed.action:type_name -> llmrouter.v1.MidStreamAction
+	21, // 21: llmrouter.v1.Timings.queue_time:type_name -> google.protobuf.Duration
+	21, // 22: llmrouter.v1.Timings.time_to_first_token:type_name -> google.protobuf.Duration
+	21, // 23: llmrouter.v1.Timings.total_time:type_name -> google.protobuf.Duration
+	0,  // 24: llmrouter.v1.Completed.finish_reason:type_name -> llmrouter.v1.FinishReason
+	15, // 25: llmrouter.v1.Completed.usage:type_name -> llmrouter.v1.Usage
+	16, // 26: llmrouter.v1.Completed.timings:type_name -> llmrouter.v1.Timings
+	18, // 27: llmrouter.v1.Completed.attempt_usage:type_name -> llmrouter.v1.AttemptUsage
+	1,  // 28: llmrouter.v1.Completed.cancelled_by:type_name -> llmrouter.v1.CancelledBy
+	15, // 29: llmrouter.v1.AttemptUsage.usage:type_name -> llmrouter.v1.Usage
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_events_proto_init() }
@@ -1780,7 +1937,7 @@ func file_llmrouter_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmrouter_v1_events_proto_rawDesc), len(file_llmrouter_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

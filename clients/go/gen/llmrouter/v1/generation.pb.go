@@ -1090,7 +1090,8 @@ type StreamOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Attach a `progress` to every chunk.
 	IncludeProgress bool `protobuf:"varint,1,opt,name=include_progress,json=includeProgress,proto3" json:"include_progress,omitempty"`
-	// Attach `metadata` (model, backend, attempt) to every chunk.
+	// Attach `metadata` (model, backend, attempt, target, time since the previous
+	// chunk, when it was produced) to every chunk.
 	IncludeMetadata bool `protobuf:"varint,2,opt,name=include_metadata,json=includeMetadata,proto3" json:"include_metadata,omitempty"`
 	// Attach the token ids of every chunk, on backends that expose them.
 	IncludeTokenIds bool `protobuf:"varint,3,opt,name=include_token_ids,json=includeTokenIds,proto3" json:"include_token_ids,omitempty"`

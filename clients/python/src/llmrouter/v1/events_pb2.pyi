@@ -105,28 +105,38 @@ class Chunk(_message.Message):
     def __init__(self, text: _Optional[str] = ..., token_count: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., metadata: _Optional[_Union[ChunkMetadata, _Mapping]] = ...) -> None: ...
 
 class Progress(_message.Message):
-    __slots__ = ("completion_tokens", "max_tokens", "tokens_per_second", "elapsed")
+    __slots__ = ("completion_tokens", "max_tokens", "tokens_per_second", "elapsed", "fraction", "eta", "time_to_first_token")
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
     completion_tokens: int
     max_tokens: int
     tokens_per_second: float
     elapsed: _duration_pb2.Duration
-    def __init__(self, completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    fraction: float
+    eta: _duration_pb2.Duration
+    time_to_first_token: _duration_pb2.Duration
+    def __init__(self, completion_tokens: _Optional[int] = ..., max_tokens: _Optional[int] = ..., tokens_per_second: _Optional[float] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fraction: _Optional[float] = ..., eta: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ChunkMetadata(_message.Message):
-    __slots__ = ("model", "backend", "attempt", "target")
+    __slots__ = ("model", "backend", "attempt", "target", "since_previous", "produced_at")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    SINCE_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    PRODUCED_AT_FIELD_NUMBER: _ClassVar[int]
     model: str
     backend: str
     attempt: int
     target: int
-    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[int] = ...) -> None: ...
+    since_previous: _duration_pb2.Duration
+    produced_at: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[str] = ..., backend: _Optional[str] = ..., attempt: _Optional[int] = ..., target: _Optional[int] = ..., since_previous: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., produced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JsonSnapshot(_message.Message):
     __slots__ = ("json", "complete")
@@ -165,6 +175,20 @@ class RouteFailure(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     attempts: _containers.RepeatedCompositeFieldContainer[AttemptFailed]
     def __init__(self, attempts: _Optional[_Iterable[_Union[AttemptFailed, _Mapping]]] = ...) -> None: ...
+
+class JsonOutputInvalid(_message.Message):
+    __slots__ = ("text", "path", "rule", "message", "truncated")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    path: str
+    rule: str
+    message: str
+    truncated: bool
+    def __init__(self, text: _Optional[str] = ..., path: _Optional[str] = ..., rule: _Optional[str] = ..., message: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class FallbackUsed(_message.Message):
     __slots__ = ("from_model", "to_model", "backend", "action", "from_backend", "to_target")

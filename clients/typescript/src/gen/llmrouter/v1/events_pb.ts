@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmrouter/v1/events.proto.
  */
 export const file_llmrouter_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChlsbG1yb3V0ZXIvdjEvZXZlbnRzLnByb3RvEgxsbG1yb3V0ZXIudjEilAQKC1N0cmVhbUV2ZW50EhEKCXN0cmVhbV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgEIAEoCzIVLmxsbXJvdXRlci52MS5TdGFydGVkSAASJgoGcXVldWVkGAUgASgLMhQubGxtcm91dGVyLnYxLlF1ZXVlZEgAEiQKBWNodW5rGAYgASgLMhMubGxtcm91dGVyLnYxLkNodW5rSAASKgoEanNvbhgHIAEoCzIaLmxsbXJvdXRlci52MS5Kc29uU25hcHNob3RIABI1Cg5hdHRlbXB0X2ZhaWxlZBgIIAEoCzIbLmxsbXJvdXRlci52MS5BdHRlbXB0RmFpbGVkSAASMwoNZmFsbGJhY2tfdXNlZBgJIAEoCzIaLmxsbXJvdXRlci52MS5GYWxsYmFja1VzZWRIABImCgZwYXVzZWQYCiABKAsyFC5sbG1yb3V0ZXIudjEuUGF1c2VkSAASKAoHcmVzdW1lZBgLIAEoCzIVLmxsbXJvdXRlci52MS5SZXN1bWVkSAASLAoJY29tcGxldGVkGAwgASgLMhcubGxtcm91dGVyLnYxLkNvbXBsZXRlZEgAEiAKA2dhcBgNIAEoCzIRLmxsbXJvdXRlci52MS5HYXBIAEIGCgRraW5kImMKB1N0YXJ0ZWQSDQoFcm91dGUYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAQgASgNEhIKCm1heF90b2tlbnMYBSABKA0iGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNIpYBCgVDaHVuaxIMCgR0ZXh0GAEgASgJEhMKC3Rva2VuX2NvdW50GAIgASgNEhEKCXRva2VuX2lkcxgDIAMoDRIoCghwcm9ncmVzcxgEIAEoCzIWLmxsbXJvdXRlci52MS5Qcm9ncmVzcxItCghtZXRhZGF0YRgFIAEoCzIbLmxsbXJvdXRlci52MS5DaHVua01ldGFkYXRhIoABCghQcm9ncmVzcxIZChFjb21wbGV0aW9uX3Rva2VucxgBIAEoDRISCgptYXhfdG9rZW5zGAIgASgNEhkKEXRva2Vuc19wZXJfc2Vjb25kGAMgASgBEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoNQ2h1bmtNZXRhZGF0YRINCgVtb2RlbBgBIAEoCRIPCgdiYWNrZW5kGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SDgoGdGFyZ2V0GAQgASgNIi4KDEpzb25TbmFwc2hvdBIMCgRqc29uGAEgASgJEhAKCGNvbXBsZXRlGAIgASgIIt8BCg1BdHRlbXB0RmFpbGVkEg8KB2F0dGVtcHQYASABKA0SDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSEgoKd2lsbF9yZXRyeRgFIAEoCBIuCgtyZXRyeV9kZWxheRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZ0YXJnZXQYByABKA0SFAoMZXJyb3JfcmVhc29uGAggASgJEhMKC2h0dHBfc3RhdHVzGAkgASgNEg4KBnRva2VucxgKIAEoDSI9CgxSb3V0ZUZhaWx1cmUSLQoIYXR0ZW1wdHMYASADKAsyGy5sbG1yb3V0ZXIudjEuQXR0ZW1wdEZhaWxlZCKdAQoMRmFsbGJhY2tVc2VkEhIKCmZyb21fbW9kZWwYASABKAkSEAoIdG9fbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRItCgZhY3Rpb24YBCABKA4yHS5sbG1yb3V0ZXIudjEuTWlkU3RyZWFtQWN0aW9uEhQKDGZyb21fYmFja2VuZBgFIAEoCRIRCgl0b190YXJnZXQYBiABKA0iGAoGUGF1c2VkEg4KBnJlYXNvbhgBIAEoCSIJCgdSZXN1bWVkIk8KBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKA0SGQoRY29tcGxldGlvbl90b2tlbnMYAiABKA0SFAoMdG90YWxfdG9rZW5zGAMgASgNIroBCgdUaW1pbmdzEi0KCnF1ZXVlX3RpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgp0b3RhbF90aW1lGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXRva2Vuc19wZXJfc2Vjb25kGAQgASgBIrcCCglDb21wbGV0ZWQSMQoNZmluaXNoX3JlYXNvbhgBIAEoDjIaLmxsbXJvdXRlci52MS5GaW5pc2hSZWFzb24SIgoFdXNhZ2UYAiABKAsyEy5sbG1yb3V0ZXIudjEuVXNhZ2USJgoHdGltaW5ncxgDIAEoCzIVLmxsbXJvdXRlci52MS5UaW1pbmdzEg0KBW1vZGVsGAQgASgJEg8KB2JhY2tlbmQYBSABKAkSEAoIYXR0ZW1wdHMYBiABKA0SMQoNYXR0ZW1wdF91c2FnZRgHIAMoCzIaLmxsbXJvdXRlci52MS5BdHRlbXB0VXNhZ2USLwoMY2FuY2VsbGVkX2J5GAggASgOMhkubGxtcm91dGVyLnYxLkNhbmNlbGxlZEJ5EhUKDWNhbmNlbF9yZWFzb24YCSABKAkicwoMQXR0ZW1wdFVzYWdlEg8KB2F0dGVtcHQYASABKA0SDgoGdGFyZ2V0GAIgASgNEg0KBW1vZGVsGAMgASgJEg8KB2JhY2tlbmQYBCABKAkSIgoFdXNhZ2UYBSABKAsyEy5sbG1yb3V0ZXIudjEuVXNhZ2UiLQoDR2FwEhMKC2Zyb21fb2Zmc2V0GAEgASgEEhEKCXRvX29mZnNldBgCIAEoBCq/AQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEh8KG0ZJTklTSF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhsKF0ZJTklTSF9SRUFTT05fQ0FOQ0VMTEVEEAQSIAocRklOSVNIX1JFQVNPTl9DT05URU5UX0ZJTFRFUhAFKpsBCgtDYW5jZWxsZWRCeRIcChhDQU5DRUxMRURfQllfVU5TUEVDSUZJRUQQABIXChNDQU5DRUxMRURfQllfQ0FMTEVSEAESGQoVQ0FOQ0VMTEVEX0JZX09QRVJBVE9SEAISHwobQ0FOQ0VMTEVEX0JZX0RFVEFDSF9USU1FT1VUEAMSGQoVQ0FOQ0VMTEVEX0JZX1NIVVRET1dOEARCSFpGZ2l0aHViLmNvbS9sbG1yb3V0ZXIvbGxtcm91dGVyL2NsaWVudHMvZ28vZ2VuL2xsbXJvdXRlci92MTtsbG1yb3V0ZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_generation]);
+  fileDesc("ChlsbG1yb3V0ZXIvdjEvZXZlbnRzLnByb3RvEgxsbG1yb3V0ZXIudjEilAQKC1N0cmVhbUV2ZW50EhEKCXN0cmVhbV9pZBgBIAEoCRIOCgZvZmZzZXQYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHc3RhcnRlZBgEIAEoCzIVLmxsbXJvdXRlci52MS5TdGFydGVkSAASJgoGcXVldWVkGAUgASgLMhQubGxtcm91dGVyLnYxLlF1ZXVlZEgAEiQKBWNodW5rGAYgASgLMhMubGxtcm91dGVyLnYxLkNodW5rSAASKgoEanNvbhgHIAEoCzIaLmxsbXJvdXRlci52MS5Kc29uU25hcHNob3RIABI1Cg5hdHRlbXB0X2ZhaWxlZBgIIAEoCzIbLmxsbXJvdXRlci52MS5BdHRlbXB0RmFpbGVkSAASMwoNZmFsbGJhY2tfdXNlZBgJIAEoCzIaLmxsbXJvdXRlci52MS5GYWxsYmFja1VzZWRIABImCgZwYXVzZWQYCiABKAsyFC5sbG1yb3V0ZXIudjEuUGF1c2VkSAASKAoHcmVzdW1lZBgLIAEoCzIVLmxsbXJvdXRlci52MS5SZXN1bWVkSAASLAoJY29tcGxldGVkGAwgASgLMhcubGxtcm91dGVyLnYxLkNvbXBsZXRlZEgAEiAKA2dhcBgNIAEoCzIRLmxsbXJvdXRlci52MS5HYXBIAEIGCgRraW5kImMKB1N0YXJ0ZWQSDQoFcm91dGUYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHYmFja2VuZBgDIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAQgASgNEhIKCm1heF90b2tlbnMYBSABKA0iGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNIpYBCgVDaHVuaxIMCgR0ZXh0GAEgASgJEhMKC3Rva2VuX2NvdW50GAIgASgNEhEKCXRva2VuX2lkcxgDIAMoDRIoCghwcm9ncmVzcxgEIAEoCzIWLmxsbXJvdXRlci52MS5Qcm9ncmVzcxItCghtZXRhZGF0YRgFIAEoCzIbLmxsbXJvdXRlci52MS5DaHVua01ldGFkYXRhIvIBCghQcm9ncmVzcxIZChFjb21wbGV0aW9uX3Rva2VucxgBIAEoDRISCgptYXhfdG9rZW5zGAIgASgNEhkKEXRva2Vuc19wZXJfc2Vjb25kGAMgASgBEioKB2VsYXBzZWQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZnJhY3Rpb24YBSABKAESJgoDZXRhGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3RpbWVfdG9fZmlyc3RfdG9rZW4YByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24itAEKDUNodW5rTWV0YWRhdGESDQoFbW9kZWwYASABKAkSDwoHYmFja2VuZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEg4KBnRhcmdldBgEIAEoDRIxCg5zaW5jZV9wcmV2aW91cxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgtwcm9kdWNlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLgoMSnNvblNuYXBzaG90EgwKBGpzb24YASABKAkSEAoIY29tcGxldGUYAiABKAgi3wEKDUF0dGVtcHRGYWlsZWQSDwoHYXR0ZW1wdBgBIAEoDRINCgVtb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEg4KBnJlYXNvbhgEIAEoCRISCgp3aWxsX3JldHJ5GAUgASgIEi4KC3JldHJ5X2RlbGF5GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnRhcmdldBgHIAEoDRIUCgxlcnJvcl9yZWFzb24YCCABKAkSEwoLaHR0cF9zdGF0dXMYCSABKA0SDgoGdG9rZW5zGAogASgNIj0KDFJvdXRlRmFpbHVyZRItCghhdHRlbXB0cxgBIAMoCzIbLmxsbXJvdXRlci52MS5BdHRlbXB0RmFpbGVkImEKEUpzb25PdXRwdXRJbnZhbGlkEgwKBHRleHQYASABKAkSDAoEcGF0aBgCIAEoCRIMCgRydWxlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSEQoJdHJ1bmNhdGVkGAUgASgIIp0BCgxGYWxsYmFja1VzZWQSEgoKZnJvbV9tb2RlbBgBIAEoCRIQCgh0b19tb2RlbBgCIAEoCRIPCgdiYWNrZW5kGAMgASgJEi0KBmFjdGlvbhgEIAEoDjIdLmxsbXJvdXRlci52MS5NaWRTdHJlYW1BY3Rpb24SFAoMZnJvbV9iYWNrZW5kGAUgASgJEhEKCXRvX3RhcmdldBgGIAEoDSIYCgZQYXVzZWQSDgoGcmVhc29uGAEgASgJIgkKB1Jlc3VtZWQiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoDRIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoDRIUCgx0b3RhbF90b2tlbnMYAyABKA0iugEKB1RpbWluZ3MSLQoKcXVldWVfdGltZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCnRvdGFsX3RpbWUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGQoRdG9rZW5zX3Blcl9zZWNvbmQYBCABKAEitwIKCUNvbXBsZXRlZBIxCg1maW5pc2hfcmVhc29uGAEgASgOMhoubGxtcm91dGVyLnYxLkZpbmlzaFJlYXNvbhIiCgV1c2FnZRgCIAEoCzITLmxsbXJvdXRlci52MS5Vc2FnZRImCgd0aW1pbmdzGAMgASgLMhUubGxtcm91dGVyLnYxLlRpbWluZ3MSDQoFbW9kZWwYBCABKAkSDwoHYmFja2VuZBgFIAEoCRIQCghhdHRlbXB0cxgGIAEoDRIxCg1hdHRlbXB0X3VzYWdlGAcgAygLMhoubGxtcm91dGVyLnYxLkF0dGVtcHRVc2FnZRIvCgxjYW5jZWxsZWRfYnkYCCABKA4yGS5sbG1yb3V0ZXIudjEuQ2FuY2VsbGVkQnkSFQoNY2FuY2VsX3JlYXNvbhgJIAEoCSJzCgxBdHRlbXB0VXNhZ2USDwoHYXR0ZW1wdBgBIAEoDRIOCgZ0YXJnZXQYAiABKA0SDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIiCgV1c2FnZRgFIAEoCzITLmxsbXJvdXRlci52MS5Vc2FnZSItCgNHYXASEwoLZnJvbV9vZmZzZXQYASABKAQSEQoJdG9fb2Zmc2V0GAIgASgEKr8BCgxGaW5pc2hSZWFzb24SHQoZRklOSVNIX1JFQVNPTl9VTlNQRUNJRklFRBAAEhYKEkZJTklTSF9SRUFTT05fU1RPUBABEhgKFEZJTklTSF9SRUFTT05fTEVOR1RIEAISHwobRklOSVNIX1JFQVNPTl9TVE9QX1NFUVVFTkNFEAMSGwoXRklOSVNIX1JFQVNPTl9DQU5DRUxMRUQQBBIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAUqmwEKC0NhbmNlbGxlZEJ5EhwKGENBTkNFTExFRF9CWV9VTlNQRUNJRklFRBAAEhcKE0NBTkNFTExFRF9CWV9DQUxMRVIQARIZChVDQU5DRUxMRURfQllfT1BFUkFUT1IQAhIfChtDQU5DRUxMRURfQllfREVUQUNIX1RJTUVPVVQQAxIZChVDQU5DRUxMRURfQllfU0hVVERPV04QBEJIWkZnaXRodWIuY29tL2xsbXJvdXRlci9sbG1yb3V0ZXIvY2xpZW50cy9nby9nZW4vbGxtcm91dGVyL3YxO2xsbXJvdXRlcnYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_generation]);
 
 /**
  * StreamEvent is one event of a generation. Offsets start at 0 and increase by
@@ -293,6 +293,31 @@ export type Progress = Message<"llmrouter.v1.Progress"> & {
    * @generated from field: google.protobuf.Duration elapsed = 4;
    */
   elapsed?: Duration | undefined;
+
+  /**
+   * The share of the token limit used so far: `completion_tokens` divided by
+   * `max_tokens`, from 0 to 1 (it stays at 1 when the tokens of several
+   * attempts or merged targets add up to more than the limit).
+   *
+   * @generated from field: double fraction = 5;
+   */
+  fraction: number;
+
+  /**
+   * Time left until `max_tokens` at the current `tokens_per_second`; zero at
+   * the limit. Unset until a rate is known (from the second chunk on).
+   *
+   * @generated from field: google.protobuf.Duration eta = 6;
+   */
+  eta?: Duration | undefined;
+
+  /**
+   * Time from the start of the generation to its first chunk. Unset before
+   * the first token (progress comes with chunks, so it is set on every one).
+   *
+   * @generated from field: google.protobuf.Duration time_to_first_token = 7;
+   */
+  timeToFirstToken?: Duration | undefined;
 };
 
 /**
@@ -303,7 +328,7 @@ export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
   messageDesc(file_llmrouter_v1_events, 4);
 
 /**
- * ChunkMetadata names the source of a chunk.
+ * ChunkMetadata names the source of a chunk and when it came.
  *
  * @generated from message llmrouter.v1.ChunkMetadata
  */
@@ -336,6 +361,23 @@ export type ChunkMetadata = Message<"llmrouter.v1.ChunkMetadata"> & {
    * @generated from field: uint32 target = 4;
    */
   target: number;
+
+  /**
+   * Time since the previous chunk of this generation (of any target). Unset
+   * on the first chunk.
+   *
+   * @generated from field: google.protobuf.Duration since_previous = 5;
+   */
+  sincePrevious?: Duration | undefined;
+
+  /**
+   * When the server took the text from the backend stream. Text a shaping
+   * stage held back (a possible stop sequence, text being coalesced) is
+   * stamped when the stage lets it go.
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 6;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -481,6 +523,61 @@ export const RouteFailureSchema: GenMessage<RouteFailure> = /*@__PURE__*/
   messageDesc(file_llmrouter_v1_events, 8);
 
 /**
+ * JsonOutputInvalid is a status detail of a generation that asked for JSON
+ * output and produced text that is not one JSON value, or a value its JSON
+ * Schema rejects (status FAILED_PRECONDITION, reason JSON_OUTPUT_INVALID).
+ *
+ * @generated from message llmrouter.v1.JsonOutputInvalid
+ */
+export type JsonOutputInvalid = Message<"llmrouter.v1.JsonOutputInvalid"> & {
+  /**
+   * The output text as it was streamed in chunks: all of it, or its first
+   * 4096 UTF-8 bytes when `truncated` (status trailers are limited in size;
+   * the chunk events carry it all).
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * Where the schema failed, as a JSON path such as `$.items[2].price`;
+   * empty when the text is not JSON.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The schema keyword that failed, such as `type`, or `json` when the text
+   * is not JSON.
+   *
+   * @generated from field: string rule = 3;
+   */
+  rule: string;
+
+  /**
+   * What is wrong, without the path, such as `'abc' is not of type 'number'`.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * True when `text` is only the start of the output.
+   *
+   * @generated from field: bool truncated = 5;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message llmrouter.v1.JsonOutputInvalid.
+ * Use `create(JsonOutputInvalidSchema)` to create a new message.
+ */
+export const JsonOutputInvalidSchema: GenMessage<JsonOutputInvalid> = /*@__PURE__*/
+  messageDesc(file_llmrouter_v1_events, 9);
+
+/**
  * FallbackUsed reports a move to another target.
  *
  * @generated from message llmrouter.v1.FallbackUsed
@@ -535,7 +632,7 @@ export type FallbackUsed = Message<"llmrouter.v1.FallbackUsed"> & {
  * Use `create(FallbackUsedSchema)` to create a new message.
  */
 export const FallbackUsedSchema: GenMessage<FallbackUsed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 9);
+  messageDesc(file_llmrouter_v1_events, 10);
 
 /**
  * Paused reports that the producer stopped.
@@ -556,7 +653,7 @@ export type Paused = Message<"llmrouter.v1.Paused"> & {
  * Use `create(PausedSchema)` to create a new message.
  */
 export const PausedSchema: GenMessage<Paused> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 10);
+  messageDesc(file_llmrouter_v1_events, 11);
 
 /**
  * Resumed reports that the producer continues.
@@ -571,7 +668,7 @@ export type Resumed = Message<"llmrouter.v1.Resumed"> & {
  * Use `create(ResumedSchema)` to create a new message.
  */
 export const ResumedSchema: GenMessage<Resumed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 11);
+  messageDesc(file_llmrouter_v1_events, 12);
 
 /**
  * Usage counts tokens.
@@ -606,7 +703,7 @@ export type Usage = Message<"llmrouter.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 12);
+  messageDesc(file_llmrouter_v1_events, 13);
 
 /**
  * Timings measure one generation.
@@ -648,7 +745,7 @@ export type Timings = Message<"llmrouter.v1.Timings"> & {
  * Use `create(TimingsSchema)` to create a new message.
  */
 export const TimingsSchema: GenMessage<Timings> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 13);
+  messageDesc(file_llmrouter_v1_events, 14);
 
 /**
  * Completed is the last event of a successful or cancelled generation.
@@ -725,7 +822,7 @@ export type Completed = Message<"llmrouter.v1.Completed"> & {
  * Use `create(CompletedSchema)` to create a new message.
  */
 export const CompletedSchema: GenMessage<Completed> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 14);
+  messageDesc(file_llmrouter_v1_events, 15);
 
 /**
  * AttemptUsage counts the tokens of one attempt.
@@ -774,7 +871,7 @@ export type AttemptUsage = Message<"llmrouter.v1.AttemptUsage"> & {
  * Use `create(AttemptUsageSchema)` to create a new message.
  */
 export const AttemptUsageSchema: GenMessage<AttemptUsage> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 15);
+  messageDesc(file_llmrouter_v1_events, 16);
 
 /**
  * Gap marks events a slow subscriber skipped under the SKIP policy.
@@ -802,7 +899,7 @@ export type Gap = Message<"llmrouter.v1.Gap"> & {
  * Use `create(GapSchema)` to create a new message.
  */
 export const GapSchema: GenMessage<Gap> = /*@__PURE__*/
-  messageDesc(file_llmrouter_v1_events, 16);
+  messageDesc(file_llmrouter_v1_events, 17);
 
 /**
  * FinishReason is why a generation ended.

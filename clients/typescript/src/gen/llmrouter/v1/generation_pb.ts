@@ -398,7 +398,8 @@ export type StreamOptions = Message<"llmrouter.v1.StreamOptions"> & {
   includeProgress: boolean;
 
   /**
-   * Attach `metadata` (model, backend, attempt) to every chunk.
+   * Attach `metadata` (model, backend, attempt, target, time since the previous
+   * chunk, when it was produced) to every chunk.
    *
    * @generated from field: bool include_metadata = 2;
    */
