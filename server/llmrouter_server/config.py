@@ -63,6 +63,8 @@ class LimitsConfig(_Section):
     """Largest total size of prompt and messages, in UTF-8 bytes."""
     max_stop_sequences: int = Field(8, ge=0)
     """Most stop sequences one request may give."""
+    max_stop_sequence_chars: int = Field(256, gt=0)
+    """Longest stop sequence a request may give, in characters."""
     max_subscriptions_per_call: int = Field(16, gt=0)
     """Most generations one Subscribe call may follow at once."""
 

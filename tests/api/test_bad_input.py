@@ -105,6 +105,12 @@ CASES: list[tuple[str, list[svc_pb.GenerateRequest], grpc.StatusCode, str]] = [
         INVALID,
         "start.routing.first_token_timeout",
     ),
+    (
+        "a stop sequence too long",
+        [start(stop=["x" * 257])],
+        INVALID,
+        "start.stop: each stop sequence is at most 256 characters",
+    ),
     ("unknown model", [start(model="gpt-17")], grpc.StatusCode.NOT_FOUND, "start.model"),
     (
         "unknown model on a known backend",

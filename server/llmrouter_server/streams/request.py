@@ -128,6 +128,11 @@ def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
         raise InvalidArgument("start.stop", f"at most {limits.max_stop_sequences} sequences")
     if any(not stop for stop in request.stop):
         raise InvalidArgument("start.stop", "stop sequences must not be empty")
+    if any(len(stop) > limits.max_stop_sequence_chars for stop in request.stop):
+        raise InvalidArgument(
+            "start.stop",
+            f"each stop sequence is at most {limits.max_stop_sequence_chars} characters",
+        )
     if request.json_schema and not request.json_output:
         raise InvalidArgument(
             "start.response_format.json_schema", "is only allowed with OUTPUT_FORMAT_JSON"
