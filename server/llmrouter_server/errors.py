@@ -263,7 +263,8 @@ class BackendProtocolError(BackendError):
 
 @dataclass(frozen=True, slots=True)
 class FailedAttempt:
-    """One failed attempt, as ``RouteFailed`` lists it."""
+    """One failed attempt: the ``attempt_failed`` event a generation records, and
+    an entry of the list ``RouteFailed`` carries."""
 
     attempt: int
     """The attempt, counting from 1."""
@@ -278,9 +279,9 @@ class FailedAttempt:
     error: BackendError
     """The failure; its message names the backend and says when."""
     will_retry: bool
-    """True when another attempt followed."""
+    """True when another attempt follows."""
     retry_delay: float
-    """Seconds waited before that attempt."""
+    """Seconds before that attempt."""
     time: float
     """Wall-clock time of the failure (seconds since the epoch)."""
 

@@ -10,9 +10,9 @@ from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api.attempts import attempt_failed
 from llmrouter_server.api.status import details, status_code
-from llmrouter_server.errors import RouterError
+from llmrouter_server.errors import FailedAttempt, RouterError
 from llmrouter_server.routing.breaker import CircuitState
-from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
+from llmrouter_server.routing.items import FallbackUsed
 from llmrouter_server.routing.route import Route
 from llmrouter_server.streams import events
 from llmrouter_server.streams.generation import StreamState
@@ -53,7 +53,8 @@ _ACTIONS = {
     MidStreamAction.FAIL: gen_pb.MID_STREAM_ACTION_FAIL,
 }
 
-_CANCELLED_BY = {
+_CANCELLED_BY: dict[CancelledBy | None, ev_pb.CancelledBy] = {
+    None: ev_pb.CANCELLED_BY_UNSPECIFIED,
     CancelledBy.CALLER: ev_pb.CANCELLED_BY_CALLER,
     CancelledBy.OPERATOR: ev_pb.CANCELLED_BY_OPERATOR,
     CancelledBy.DETACH_TIMEOUT: ev_pb.CANCELLED_BY_DETACH_TIMEOUT,
@@ -94,7 +95,7 @@ def stream_event(event: events.Event) -> ev_pb.StreamEvent:
     elif isinstance(kind, events.JsonSnapshot):
         message.json.json = kind.json
         message.json.complete = kind.complete
-    elif isinstance(kind, AttemptFailed):
+    elif isinstance(kind, FailedAttempt):
         message.attempt_failed.CopyFrom(attempt_failed(kind))
     elif isinstance(kind, FallbackUsed):
         message.fallback_used.CopyFrom(_fallback_used(kind))
@@ -250,9 +251,7 @@ def _completed(completed: events.Completed) -> ev_pb.Completed:
             )
             for item in completed.attempt_usage
         ],
-        cancelled_by=_CANCELLED_BY.get(completed.cancelled_by, ev_pb.CANCELLED_BY_UNSPECIFIED)
-        if completed.cancelled_by
-        else ev_pb.CANCELLED_BY_UNSPECIFIED,
+        cancelled_by=_CANCELLED_BY[completed.cancelled_by],
         cancel_reason=completed.cancel_reason,
     )
 

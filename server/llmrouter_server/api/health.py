@@ -28,7 +28,7 @@ class RouteHealth:
         self._servicer = servicer
         self._routes = routes
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # one per target
         self._stopped = False
         for target in {id(t.health): t.health for r in routes for t in r.targets}.values():
             target.observers.append(self._changed)
@@ -41,7 +41,7 @@ class RouteHealth:
     def stop(self) -> None:
         """Stops following the circuits (the server goes NOT_SERVING as a whole)."""
         self._stopped = True
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
 
     def _changed(self, target: TargetHealth, state: CircuitState) -> None:
@@ -49,7 +49,11 @@ class RouteHealth:
             return
         loop = asyncio.get_running_loop()
         if state is CircuitState.OPEN:
-            self._timers.append(loop.call_later(target.cooldown, target.refresh))
+            # A circuit reopened before its timer ran needs only the new timer.
+            previous = self._timers.pop(target.name, None)
+            if previous is not None:
+                previous.cancel()
+            self._timers[target.name] = loop.call_later(target.cooldown, target.refresh)
         for route in self._routes:
             if any(t.health is target for t in route.targets):
                 task = loop.create_task(self._servicer.set(route.name, _status(route)))

@@ -1,7 +1,8 @@
 """What a route run yields, besides deltas: queue positions and attempt notices.
 
-``AttemptFailed`` and ``FallbackUsed`` are recorded in a generation's log as
-they are, so a client sees exactly what routing decided.
+A failed attempt is reported by the ``FailedAttempt`` the error hierarchy
+lists in ``RouteFailed``. It and ``FallbackUsed`` are recorded in a
+generation's log as they are, so a client sees exactly what routing decided.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmrouter_server.backends.base import Delta
+from llmrouter_server.errors import FailedAttempt
 from llmrouter_server.routing.route import Target
 from llmrouter_server.values import MidStreamAction
 
@@ -31,32 +33,6 @@ class AttemptStarted:
     """The target's index in the route."""
     attempt: int
     """Counting from 1."""
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptFailed:
-    """One attempt on one target failed."""
-
-    attempt: int
-    """Counting from 1."""
-    target: int
-    """The target's index in the route."""
-    model: str
-    """The target's model."""
-    backend: str
-    """The target's backend."""
-    reason: str
-    """What happened, in the router's words, and when ("after 10 tokens")."""
-    error_reason: str
-    """The stable class of the failure (``BACKEND_TIMEOUT``, ...)."""
-    http_status: int
-    """The backend's HTTP status, 0 when there was none."""
-    tokens: int
-    """Tokens the attempt produced before it failed."""
-    will_retry: bool
-    """True when another attempt follows."""
-    retry_delay: float
-    """Seconds before the next attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,5 +67,5 @@ class Tagged:
     """The attempt (one per target under MERGE)."""
 
 
-RouteItem = Waiting | AttemptStarted | AttemptFailed | FallbackUsed | Tagged | Delta
+RouteItem = Waiting | AttemptStarted | FailedAttempt | FallbackUsed | Tagged | Delta
 """Everything a route run yields."""

@@ -69,16 +69,15 @@ class Router:
         """
         name = model or self._default
         route = self._routes.get(name) or self._direct(name)
-        if json_output and not any(t.backend.supports_json for t in route.targets):
+        if not json_output:
+            return route
+        usable = tuple(t for t in route.targets if t.backend.supports_json)
+        if not usable:
             raise InvalidArgument(
                 "start.response_format.format",
                 f"no target of route {name!r} can constrain its output to JSON",
             )
-        if json_output:
-            usable = tuple(t for t in route.targets if t.backend.supports_json)
-            if len(usable) != len(route.targets):
-                route = Route(route.name, usable, route.plan)
-        return route
+        return route if len(usable) == len(route.targets) else Route(name, usable, route.plan)
 
     def plan(self, route: Route, overrides: Overrides, deadline: float | None) -> Plan:
         """The route's plan tightened by a request's overrides.

@@ -23,14 +23,13 @@ from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.errors import (
     BackendError,
     BackendStalled,
-    BackendStatusError,
     FailedAttempt,
     RouteFailed,
     Unavailable,
 )
 from llmrouter_server.routing.attempt import AttemptItem, attempt
 from llmrouter_server.routing.breaker import CircuitState, TargetHealth
-from llmrouter_server.routing.items import AttemptFailed, AttemptStarted, FallbackUsed, RouteItem
+from llmrouter_server.routing.items import AttemptStarted, FallbackUsed, RouteItem
 from llmrouter_server.routing.order import round_order
 from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.transcript import Transcript
@@ -112,7 +111,7 @@ class Run:
         delay: float,
         lane: int = 0,
         then: str = "",
-    ) -> AttemptFailed:
+    ) -> FailedAttempt:
         """Records the failure of the current attempt; the item that reports it.
 
         Args:
@@ -128,6 +127,8 @@ class Run:
         plain = isinstance(error, BackendStalled) or not error.retryable
         reason = error.detail if plain else _when(error.detail, tokens)
         error.message = f"backend {error.backend!r}: {reason}"
+        # Kept with the generation after it ends: not the frames it was raised in.
+        error.__traceback__ = None
         failure = FailedAttempt(
             self.number, self.index, target.model, reason, tokens, error, will_retry, delay,
             time.time(),
@@ -140,18 +141,7 @@ class Run:
             "stream %s: attempt %d on %s failed: %s; %s",
             self.stream_id, self.number, target.name, reason, next_move,
         )  # fmt: skip
-        return AttemptFailed(
-            attempt=self.number,
-            target=self.index,
-            model=target.model,
-            backend=target.backend.name,
-            reason=reason,
-            error_reason=error.reason,
-            http_status=error.status if isinstance(error, BackendStatusError) else 0,
-            tokens=tokens,
-            will_retry=will_retry,
-            retry_delay=delay,
-        )
+        return failure
 
     def _passing(self, item: RouteItem) -> None:
         """Records what goes on to the generation: the text, the current target."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmrouter_server.routing.items import AttemptFailed, FallbackUsed
+from llmrouter_server.errors import FailedAttempt
+from llmrouter_server.routing.items import FallbackUsed
 from llmrouter_server.values import CancelledBy, FinishReason, Usage
 
 
@@ -190,7 +191,7 @@ EventKind = (
     | Queued
     | Chunk
     | JsonSnapshot
-    | AttemptFailed
+    | FailedAttempt
     | FallbackUsed
     | Paused
     | Resumed

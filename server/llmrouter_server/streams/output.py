@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Callable
 
 from llmrouter_server.backends.base import Delta
-from llmrouter_server.routing.items import AttemptFailed, FallbackUsed, Tagged, Waiting
+from llmrouter_server.errors import FailedAttempt
+from llmrouter_server.routing.items import FallbackUsed, Tagged, Waiting
 from llmrouter_server.routing.route import Route
 from llmrouter_server.shaping.coalesce import coalescing
 from llmrouter_server.shaping.json_stage import JsonStage
@@ -25,7 +26,7 @@ from llmrouter_server.streams.log import ReplayLog
 from llmrouter_server.streams.request import GenerationRequest
 from llmrouter_server.values import MidStreamAction
 
-OutputItem = Waiting | AttemptFailed | FallbackUsed | Tagged | Delta
+OutputItem = Waiting | FailedAttempt | FallbackUsed | Tagged | Delta
 """The route items that become events."""
 
 
@@ -63,7 +64,7 @@ class Output:
         """Appends what ``item`` means; True when a stop sequence ends the generation."""
         if isinstance(item, Waiting):
             self._log.append(Queued(item.position))
-        elif isinstance(item, AttemptFailed):
+        elif isinstance(item, FailedAttempt):
             self._log.append(item)
         elif isinstance(item, FallbackUsed):
             self._log.append(item)
@@ -71,9 +72,7 @@ class Output:
                 self._lanes.pop(0, None)  # held text belonged to the discarded answer
         elif isinstance(item, Tagged):
             self._merged = True
-            target = item.target
-            source = ChunkSource(target.model, target.backend.name, item.attempt, item.index)
-            self._text(item.delta, item.index, source)
+            self._text(item.delta, item.index, self._source(item.index))
         else:
             return self._text(item, 0, None)
         return False
