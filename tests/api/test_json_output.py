@@ -16,10 +16,12 @@ from llmrouter_server.backends.scripted import ScriptedBackend, Step
 from llmrouter_server.streams.request import MAX_SCHEMA_BYTES
 from tests.helpers import (
     Served,
+    cancel,
     error_info,
     generate,
     kinds,
     loopback_config,
+    read_events,
     serving,
     start,
     text,
@@ -188,6 +190,25 @@ async def test_a_value_cut_by_max_tokens_fails_and_a_long_text_is_truncated_in_t
     assert detail.truncated
     assert len(detail.text) == 4096
     assert detail.text.startswith('["xxx')
+
+
+async def test_a_cancelled_json_generation_ends_with_its_cancel_not_a_validation_error(
+    scripted: tuple[Served, ScriptedBackend],
+) -> None:
+    served, backend = scripted
+    backend.script = [Step("{"), Step('"name"'), Step(stall=True)]
+    call = served.stub.Generate()
+    await call.write(start(response_format={"format": JSON}))
+    events = await read_events(call, limit=4)  # started, "{", its snapshot, '"name"'
+    await call.write(cancel())
+    await call.done_writing()
+    events += await read_events(call)
+
+    assert kinds(events)[-1] == "completed"
+    assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
+    assert text(events) == '{"name"'
+    assert ("{}", False) in snapshots(events)
+    assert all(not complete for _, complete in snapshots(events))
 
 
 async def test_text_output_is_untouched(scripted: tuple[Served, ScriptedBackend]) -> None:

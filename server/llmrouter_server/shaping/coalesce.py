@@ -10,9 +10,9 @@ Text is never reordered, dropped or split: a merged piece is the pending
 pieces joined, with their token counts summed and their token ids in order,
 so a token's text and its id always travel in the same chunk. A JSON
 snapshot travels with the last text it describes (the newest one wins).
-Flush (the output completed) passes on what is pending. A cancel or a
-failure ends the output without a flush, as it does for text held by the
-stop stage: pending text is not sent, though its tokens are in the usage.
+Flush passes on what is pending: the generation flushes its stages when the
+output completes, and before the terminal event of a cancel or a failure, so
+what was produced stays in the log.
 Pending text never grows past ``MAX_CHARS`` characters, so a lagging caller
 still stops the producer through the log's window.
 """
@@ -102,7 +102,7 @@ class Coalescer:
             return self._release()
         return []
 
-    def flush(self) -> list[Piece]:
+    def flush(self, *, complete: bool = True) -> list[Piece]:
         """The output has ended: everything pending, as one piece."""
         return self._release()
 

@@ -87,13 +87,13 @@ class JsonStage:
         self._last = snapshot
         return [replace(piece, snapshot=snapshot)]
 
-    def flush(self) -> list[Piece]:
-        """The final value as a complete snapshot.
+    def flush(self, *, complete: bool = True) -> list[Piece]:
+        """The final value as a complete snapshot; nothing when the output was cut short.
 
         Raises:
             JsonOutputInvalid: The text is not one JSON value, or fails the schema.
         """
-        if self._flushed:
+        if self._flushed or not complete:
             return []
         self._flushed = True
         try:

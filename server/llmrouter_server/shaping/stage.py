@@ -48,8 +48,13 @@ class Stage(Protocol):
         """Takes a piece; returns what passes on now, in order."""
         ...
 
-    def flush(self) -> list[Piece]:
-        """The output has ended: returns everything still held."""
+    def flush(self, *, complete: bool = True) -> list[Piece]:
+        """The output has ended: returns everything still held.
+
+        Args:
+            complete: False when it was cut short (a cancel, a failure): what
+                is held still goes out, but nothing is finished or checked.
+        """
         ...
 
     def due_in(self) -> float | None:
@@ -81,11 +86,12 @@ class Pipeline:
         """Passes a piece through every stage."""
         return self._through(self._stages, [piece])
 
-    def flush(self) -> list[Piece]:
+    def flush(self, *, complete: bool = True) -> list[Piece]:
         """Flushes each stage in order, passing what it held through the later ones."""
         pieces: list[Piece] = []
         for index, stage in enumerate(self._stages):
-            pieces = self._through(self._stages[index : index + 1], pieces) + stage.flush()
+            flushed = stage.flush(complete=complete)
+            pieces = self._through(self._stages[index : index + 1], pieces) + flushed
         return pieces
 
     def due_in(self) -> float | None:

@@ -44,7 +44,7 @@ class StopSequences:
         self._held = buffer[len(buffer) - hold :]
         return [Piece(buffer[: len(buffer) - hold], piece.token_count, piece.token_ids)]
 
-    def flush(self) -> list[Piece]:
+    def flush(self, *, complete: bool = True) -> list[Piece]:
         """The held text, once the output has ended without a stop sequence."""
         held, self._held = self._held, ""
         return [Piece(held)] if held else []

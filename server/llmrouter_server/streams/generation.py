@@ -327,14 +327,14 @@ class Generation:
             "stream %s cancelled by %s at offset %d%s",
             self.stream_id, by, self.log.next_offset, f": {reason}" if reason else "",
         )  # fmt: skip
-        self._output.flush()  # what was produced stays in the log, for replay
+        self._output.flush(complete=False)  # what was produced stays in the log
         self.log.append(self.tally.completed(by, reason))
         self._set_state(StreamState.CANCELLED)
         self.log.close(abrupt=True)
         self._stop_timers()
 
     def _fail(self, error: RouterError) -> None:
-        self._output.flush()  # what was produced stays in the log, for replay
+        self._output.flush(complete=False)  # what was produced stays in the log
         self.error = error.at(self.stream_id, self.log.next_offset)
         self._set_state(StreamState.FAILED)
         self.log.close(self.error, abrupt=True)

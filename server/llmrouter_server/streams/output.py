@@ -77,11 +77,16 @@ class Output:
             return self._text(item, 0, None)
         return False
 
-    def flush(self) -> None:
-        """Appends the text still held back, once the route has ended."""
+    def flush(self, *, complete: bool = True) -> None:
+        """Appends the text still held back, once the route has ended.
+
+        Args:
+            complete: False after a cancel or a failure: held text is kept in
+                the log, but the output is not finished (no JSON validation).
+        """
         self.close()
         for lane, pipeline in self._lanes.items():
-            for piece in pipeline.flush():
+            for piece in pipeline.flush(complete=complete):
                 self._append(piece, self._source(lane))
 
     def close(self) -> None:
