@@ -86,8 +86,6 @@ class Accounting:
         # A tagged (MERGE) chunk always names its source; others when asked.
         if source is None and self._options.include_metadata:
             source = self.source
-        if delta.finish_reason is not None:
-            self.finish_reason = delta.finish_reason
         tokens, ids = self._pending.get(lane, (0, []))
         tokens += delta.token_count
         ids.extend(delta.token_ids)
