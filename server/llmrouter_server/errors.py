@@ -4,6 +4,8 @@ Domain code raises these; the gRPC layer maps them to status codes in exactly
 one place (``api/status.py``)::
 
     RouterError
+    ├── Unauthenticated       no credentials, or credentials the server does not know
+    ├── PermissionDenied      known credentials whose role does not allow the call
     ├── InvalidArgument       a request field is wrong (names the field)
     ├── NotFound              an unknown model, route or stream
     ├── AlreadyExists         a client-chosen stream id is taken
@@ -67,6 +69,18 @@ class RouterError(Exception):
         self.stream_id = stream_id
         self.offset = offset
         return self
+
+
+class Unauthenticated(RouterError):
+    """The call carries no credentials, or credentials the server does not accept."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(RouterError):
+    """The caller is known but its role does not allow this call or option."""
+
+    reason = "PERMISSION_DENIED"
 
 
 class InvalidArgument(RouterError):

@@ -28,6 +28,8 @@ DOMAIN = "llmrouter.v1"
 """The ErrorInfo domain of every error this server returns."""
 
 _CODES: dict[type[errors.RouterError], grpc.StatusCode] = {
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,

@@ -296,7 +296,9 @@ type StreamStatus struct {
 	// The error that ended it, when FAILED.
 	Error *CommandError `protobuf:"bytes,13,opt,name=error,proto3" json:"error,omitempty"`
 	// The labels given at start.
-	Labels        map[string]string `protobuf:"bytes,14,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,14,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The tenant that started it (empty when the server runs without auth).
+	Tenant        string `protobuf:"bytes,15,opt,name=tenant,proto3" json:"tenant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -427,6 +429,13 @@ func (x *StreamStatus) GetLabels() map[string]string {
 		return x.Labels
 	}
 	return nil
+}
+
+func (x *StreamStatus) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
 }
 
 // StreamList is a page of generation statuses.
@@ -1569,7 +1578,7 @@ var File_llmrouter_v1_operations_proto protoreflect.FileDescriptor
 
 const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"\n" +
-	"\x1dllmrouter/v1/operations.proto\x12\fllmrouter.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xa6\x05\n" +
+	"\x1dllmrouter/v1/operations.proto\x12\fllmrouter.v1\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\"\xbe\x05\n" +
 	"\fStreamStatus\x12\x1b\n" +
 	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.llmrouter.v1.StreamStateR\x05state\x12\x14\n" +
@@ -1588,7 +1597,8 @@ const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"finishedAt\x12\x1c\n" +
 	"\tconsumers\x18\f \x01(\rR\tconsumers\x120\n" +
 	"\x05error\x18\r \x01(\v2\x1a.llmrouter.v1.CommandErrorR\x05error\x12>\n" +
-	"\x06labels\x18\x0e \x03(\v2&.llmrouter.v1.StreamStatus.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x0e \x03(\v2&.llmrouter.v1.StreamStatus.LabelsEntryR\x06labels\x12\x16\n" +
+	"\x06tenant\x18\x0f \x01(\tR\x06tenant\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +

@@ -65,7 +65,7 @@ CIRCUIT_STATE_OPEN: CircuitState
 CIRCUIT_STATE_HALF_OPEN: CircuitState
 
 class StreamStatus(_message.Message):
-    __slots__ = ("stream_id", "state", "route", "model", "backend", "next_offset", "first_retained_offset", "usage", "finish_reason", "created_at", "finished_at", "consumers", "error", "labels")
+    __slots__ = ("stream_id", "state", "route", "model", "backend", "next_offset", "first_retained_offset", "usage", "finish_reason", "created_at", "finished_at", "consumers", "error", "labels", "tenant")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class StreamStatus(_message.Message):
     CONSUMERS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     stream_id: str
     state: StreamState
     route: str
@@ -101,7 +102,8 @@ class StreamStatus(_message.Message):
     consumers: int
     error: CommandError
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, stream_id: _Optional[str] = ..., state: _Optional[_Union[StreamState, str]] = ..., route: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., next_offset: _Optional[int] = ..., first_retained_offset: _Optional[int] = ..., usage: _Optional[_Union[_events_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[_Union[_events_pb2.FinishReason, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consumers: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, stream_id: _Optional[str] = ..., state: _Optional[_Union[StreamState, str]] = ..., route: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., next_offset: _Optional[int] = ..., first_retained_offset: _Optional[int] = ..., usage: _Optional[_Union[_events_pb2.Usage, _Mapping]] = ..., finish_reason: _Optional[_Union[_events_pb2.FinishReason, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consumers: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class StreamList(_message.Message):
     __slots__ = ("streams",)
