@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from llmrouter.v1 import service_pb2, service_pb2_grpc
 
+from llmrouter_server.api.auth import interceptors
 from llmrouter_server.api.health import RouteHealth
 from llmrouter_server.api.health_service import HealthServicer
 from llmrouter_server.api.reflection_service import enable_reflection
@@ -75,12 +76,15 @@ async def start_server(
     built = dict(backends) if backends is not None else build_backends(config)
     generations = Generations(build_router(config, built), config.limits, config.streams)
     server = grpc.aio.server(
+        interceptors=interceptors(config),
         options=[
             ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
+            ("grpc.max_concurrent_streams", config.limits.max_calls_per_connection),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
-    service_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(generations), server)
+    servicer = RouterServicer(generations, open_access=config.auth is None)
+    service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME])

@@ -18,6 +18,7 @@ from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.scripted import ScriptedBackend, words
 from tests.helpers import (
     Served,
@@ -54,7 +55,7 @@ async def _held(served: Served, requests: asyncio.Queue[Any]) -> tuple[Any, list
     call = served.stub.Generate(_drain(requests))
     await requests.put(start(flow=CREDIT_3, sampling={"max_tokens": 40}))
     taken = [(await call.read()).event for _ in range(3)]
-    generation = served.server.generations.registry.get(taken[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, taken[0].stream_id)
     await eventually(lambda: generation.log.next_offset > 6)
     return call, taken, generation
 

@@ -11,6 +11,7 @@ from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.embedded import EmbeddedBackend
 from tests.helpers import (
     TIGHT_CHANNEL,
@@ -76,7 +77,7 @@ async def test_stalled_reader_lets_the_model_decode_at_most_the_window(
     first = await read_events(call, limit=1)
 
     decoded = await stable(lambda: backend.decode_steps) - before
-    generation = served.server.generations.registry.get(first[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, first[0].stream_id)
 
     # Our window, plus what a 1 KiB HTTP/2 window holds (events are >= 40 bytes
     # on the wire), plus the token in flight and the one decoded ahead.
@@ -110,7 +111,7 @@ async def test_credit_flow_never_sends_past_the_grant(
     assert [e.offset for e in first] == [0, 1, 2]
     assert [r.event.offset for r in more] == [3, 4]
     assert not still_nothing.done()
-    generation = served.server.generations.registry.get(first[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, first[0].stream_id)
     assert generation.tally.usage.completion_tokens <= 5 + WINDOW_EVENTS
     await call.write(svc_pb.GenerateRequest(grant={"credits": 1000}))
     await call.done_writing()

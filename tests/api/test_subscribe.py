@@ -12,6 +12,7 @@ import pytest
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
 from tests.helpers import (
     TIGHT_CHANNEL,
@@ -119,7 +120,7 @@ async def test_a_slow_skip_subscriber_never_slows_the_fast_ones(served: Served) 
 
     fast_events = _events(await fast.read())
     owner_events = await read_events(call)
-    generation = served.server.generations.registry.get(stream_id)
+    generation = served.server.generations.registry.get(OPEN, stream_id)
     assert generation.state.value == "completed"  # while the slow one has read nothing
     await slow.close()
     slow_items = await slow.read()
@@ -243,7 +244,7 @@ async def test_detached_generation_continues_and_reattaching_loses_nothing(
     call = served.stub.Generate(iter([start(on_disconnect=detach, sampling={"max_tokens": 30})]))
     seen = await read_events(call, limit=4)
     call.cancel()
-    generation = served.server.generations.registry.get(seen[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, seen[0].stream_id)
     await eventually(lambda: generation.consumers == 0)
     assert generation.detached
 
@@ -282,7 +283,7 @@ async def test_a_detached_generation_nobody_comes_back_for_is_cancelled(
     call = served.stub.Generate(iter([start(on_disconnect=detach)]))
     stream_id = (await read_events(call, limit=2))[0].stream_id
     call.cancel()
-    generation = served.server.generations.registry.get(stream_id)
+    generation = served.server.generations.registry.get(OPEN, stream_id)
 
     await eventually(lambda: generation.state.value == "cancelled")
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.auth.principal import OPEN
 from tests.backends.upstream import SSEUpstream
 from tests.helpers import (
     Served,
@@ -59,7 +60,7 @@ async def test_a_consumer_without_credits_stops_the_upstream_through_tcp(
     credit = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
     await call.write(start(flow=credit, sampling={"max_tokens": TOKENS}))
     first = await read_events(call, limit=1)
-    generation = served.server.generations.registry.get(first[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, first[0].stream_id)
 
     pulled = await stable(lambda: generation.tally.usage.completion_tokens)
     pushed = await stable(lambda: upstream.sent)

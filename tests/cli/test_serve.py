@@ -49,7 +49,7 @@ def test_a_busy_port_names_the_os_reason(busy_port: int) -> None:
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"llmrouter: cannot listen on 0.0.0.0:{busy_port}: address already in use; {BUSY_REMEDY}\n"
+        f"llmrouter: cannot listen on 127.0.0.1:{busy_port}: address already in use; {BUSY_REMEDY}\n"
     )
 
 
@@ -67,7 +67,7 @@ def test_a_port_taken_after_the_check_still_names_the_os_reason(busy_port: int) 
     assert "Traceback" not in result.stderr
     # grpcio's own log line about the failed bind may come first.
     assert result.stderr.splitlines()[-1] == (
-        f"llmrouter: cannot listen on 0.0.0.0:{busy_port}: address already in use; {BUSY_REMEDY}"
+        f"llmrouter: cannot listen on 127.0.0.1:{busy_port}: address already in use; {BUSY_REMEDY}"
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
 from tests.helpers import Served, eventually, kinds, loopback_config, read_events, serving, start
 
@@ -59,7 +60,7 @@ async def _released_and_resumed(
     flow = {"mode": "FLOW_MODE_CREDIT", "initial_credits": credits}
     await call.write(start(model=ROUTE, flow=flow, **fields))
     events = await read_events(call, limit=credits)
-    generation = served.server.generations.registry.get(events[0].stream_id)
+    generation = served.server.generations.registry.get(OPEN, events[0].stream_id)
     # The pause lands once the producer is held at its gate (its window is full).
     await eventually(generation.log.blocked)
     await call.write(svc_pb.GenerateRequest(pause={"reason": "away"}))

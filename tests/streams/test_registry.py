@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.scripted import ScriptedBackend, words
 from llmrouter_server.config import Config
 from llmrouter_server.errors import AlreadyExists, NotFound
@@ -36,7 +37,7 @@ async def _finished(router: Router, registry: StreamRegistry, stream_id: str) ->
     settings = Settings(max_tokens=10, window=Window(), retain_bytes=10_000, release_after=60)
     route = router.resolve("")
     generation = Generation(
-        stream_id, GenerationRequest(prompt="x"), settings, route, route.plan, router
+        stream_id, GenerationRequest(prompt="x"), settings, route, route.plan, router, OPEN
     )
     registry.add(generation)
     generation.open_owner(0, Flow()).close()
@@ -58,12 +59,12 @@ async def test_finished_generations_expire_after_the_retention_time(
     generation.finished_at = clock.now
 
     clock.now += 59
-    assert registry.get("a") is generation
+    assert registry.get(OPEN, "a") is generation
     clock.now += 2
     registry.prune()
 
     with pytest.raises(NotFound, match="finished more than 60 s ago"):
-        registry.get("a")
+        registry.get(OPEN, "a")
 
 
 async def test_oldest_finished_generations_go_first_over_the_byte_budget(
@@ -76,7 +77,7 @@ async def test_oldest_finished_generations_go_first_over_the_byte_budget(
     for name in ("a", "b", "c"):
         (await _finished(router, registry, name)).finished_at = clock.now
 
-    assert [s.stream_id for s in registry.statuses()] == ["c", "b"]
+    assert [s.stream_id for s in registry.statuses(OPEN)] == ["c", "b"]
 
 
 async def test_a_retained_stream_id_cannot_be_reused(router: Router, clock: Clock) -> None:

@@ -9,6 +9,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api import decode, encode
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import InvalidArgument, RouterError
 from llmrouter_server.streams.registry import Watcher
 from llmrouter_server.streams.service import Generations
@@ -21,11 +22,13 @@ _END = Reply()
 
 
 async def control(
-    generations: Generations, requests: AsyncIterator[svc_pb.ControlRequest]
+    generations: Generations,
+    principal: Principal,
+    requests: AsyncIterator[svc_pb.ControlRequest],
 ) -> AsyncIterator[Reply]:
     """Serves one Control call: a reply per command, then pushed state changes."""
     replies: asyncio.Queue[Reply] = asyncio.Queue(maxsize=64)
-    watcher = generations.watch()
+    watcher = generations.watch(principal)
     tasks = [
         asyncio.create_task(_commands(generations, requests, watcher, replies)),
         asyncio.create_task(_pushes(watcher, replies)),
@@ -63,17 +66,18 @@ async def _pushes(watcher: Watcher, replies: asyncio.Queue[Reply]) -> None:
 
 
 async def _run(generations: Generations, request: svc_pb.ControlRequest, watcher: Watcher) -> Reply:
+    who = watcher.principal
     match request.WhichOneof("command"):
         case "pause":
-            status = generations.pause(request.pause.stream_id, request.pause.reason)
+            status = generations.pause(who, request.pause.stream_id, request.pause.reason)
         case "resume":
-            status = generations.resume(request.resume.stream_id)
+            status = generations.resume(who, request.resume.stream_id)
         case "cancel":
-            status = await generations.cancel(request.cancel.stream_id, request.cancel.reason)
+            status = await generations.cancel(who, request.cancel.stream_id, request.cancel.reason)
         case "status":
-            status = generations.status(request.status.stream_id)
+            status = generations.status(who, request.status.stream_id)
         case "list":
-            return _list(generations.statuses(decode.states(request.list.states)))
+            return _list(generations.statuses(who, decode.states(request.list.states)))
         case "watch":
             return _list(_watch(generations, request.watch.stream_ids, watcher))
         case "unwatch":
@@ -90,8 +94,9 @@ def _watch(
     """Starts watching; returns the current status of what is now watched."""
     if not stream_ids:
         watcher.stream_ids = None
-        return generations.statuses()
-    statuses = [generations.status(stream_id) for stream_id in stream_ids]  # NOT_FOUND first
+        return generations.statuses(watcher.principal)
+    # NOT_FOUND before anything is watched
+    statuses = [generations.status(watcher.principal, stream_id) for stream_id in stream_ids]
     if watcher.stream_ids is not None:
         watcher.stream_ids.update(stream_ids)
     return statuses

@@ -125,6 +125,7 @@ def stream_status(status: StreamStatus) -> ops_pb.StreamStatus:
         else ev_pb.FINISH_REASON_UNSPECIFIED,
         consumers=status.consumers,
         labels=dict(status.labels),
+        tenant=status.tenant,
     )
     message.created_at.FromNanoseconds(int(status.created_at * 1e9))
     if status.finished_at is not None:

@@ -12,6 +12,7 @@ from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api import decode, encode
 from llmrouter_server.api.status import Context, abort
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 async def generate(
     generations: Generations,
+    principal: Principal,
     requests: AsyncIterator[svc_pb.GenerateRequest],
     context: Context,
 ) -> AsyncIterator[svc_pb.GenerateResponse]:
@@ -39,7 +41,7 @@ async def generate(
     try:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        generation, cursor = await _open(generations, requests, deadline)
+        generation, cursor = await _open(generations, principal, requests, deadline)
     except RouterError as error:
         await abort(context, error)
     steering = asyncio.create_task(_steer(requests, generation, cursor))
@@ -55,6 +57,7 @@ async def generate(
 
 async def _open(
     generations: Generations,
+    principal: Principal,
     requests: AsyncIterator[svc_pb.GenerateRequest],
     deadline: float | None,
 ) -> tuple[Generation, Cursor]:
@@ -66,10 +69,12 @@ async def _open(
         ) from None
     action = first.WhichOneof("action")
     if action == "start":
-        return generations.start(decode.start_request(first.start, deadline))
+        return generations.start(principal, decode.start_request(first.start, deadline))
     if action == "attach":
         attach = first.attach
-        return generations.attach(attach.stream_id, attach.from_offset, decode.flow(attach.flow))
+        return generations.attach(
+            principal, attach.stream_id, attach.from_offset, decode.flow(attach.flow)
+        )
     raise InvalidArgument(
         "GenerateRequest.start", f"the first message must be start, got {action or 'nothing'}"
     )

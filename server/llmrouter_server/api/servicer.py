@@ -14,10 +14,12 @@ from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
 from llmrouter_server.api import decode, encode
+from llmrouter_server.api.auth import caller
 from llmrouter_server.api.control import control
 from llmrouter_server.api.generate import generate
 from llmrouter_server.api.status import Context, abort
 from llmrouter_server.api.subscribe import subscribe
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import InvalidArgument, RouterError, Unimplemented
 from llmrouter_server.streams.service import Generations
 
@@ -31,28 +33,34 @@ MAX_RECENT_EVENTS = 1000
 class RouterServicer(svc_grpc.RouterServiceServicer):
     """Serves ``llmrouter.v1.RouterService`` over the domain's ``Generations``."""
 
-    def __init__(self, generations: Generations) -> None:
+    def __init__(self, generations: Generations, *, open_access: bool) -> None:
+        """Serves ``generations``; ``open_access`` when the server runs without ``auth``."""
         self._generations = generations
+        self._open = open_access
+
+    def _caller(self) -> Principal:
+        return caller(self._open)
 
     async def Generate(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Context
     ) -> AsyncIterator[svc_pb.GenerateResponse]:
         """Starts (or re-attaches to) a generation and streams its events."""
-        async for response in generate(self._generations, request_iterator, context):
+        principal = self._caller()
+        async for response in generate(self._generations, principal, request_iterator, context):
             yield response
 
     async def Control(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.ControlRequest], context: Context
     ) -> AsyncIterator[svc_pb.ControlResponse]:
         """Runs operator commands and pushes watched state changes."""
-        async for response in control(self._generations, request_iterator):
+        async for response in control(self._generations, self._caller(), request_iterator):
             yield response
 
     async def Subscribe(  # noqa: N802 - the RPC's name
         self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Context
     ) -> AsyncIterator[svc_pb.SubscribeResponse]:
         """Follows generations by id, replay then live."""
-        async for response in subscribe(self._generations, request_iterator):
+        async for response in subscribe(self._generations, self._caller(), request_iterator):
             yield response
 
     async def ListModels(  # noqa: N802 - the RPC's name
@@ -70,7 +78,7 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
             start = _page_start(request.page_token)
         except RouterError as error:
             await abort(context, error)
-        statuses = self._generations.statuses(decode.states(request.states))
+        statuses = self._generations.statuses(self._caller(), decode.states(request.states))
         size = request.page_size or DEFAULT_PAGE_SIZE
         page = statuses[start : start + size]
         more = start + size < len(statuses)
@@ -85,7 +93,7 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         """Describes one generation and returns its recent events."""
         count = min(request.recent_events, MAX_RECENT_EVENTS)
         try:
-            status, recent = self._generations.describe(request.stream_id, count)
+            status, recent = self._generations.describe(self._caller(), request.stream_id, count)
         except RouterError as error:
             await abort(context, error)
         return svc_pb.GetStreamResponse(

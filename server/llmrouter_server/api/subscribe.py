@@ -18,6 +18,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api import decode, encode
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -40,8 +41,9 @@ class _Subscription:
 class _Call:
     """The subscriptions of one Subscribe call."""
 
-    def __init__(self, generations: Generations) -> None:
+    def __init__(self, generations: Generations, principal: Principal) -> None:
         self.generations = generations
+        self.principal = principal
         self.out: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=32)
         self.subscriptions: dict[str, _Subscription] = {}
         self.reading = True
@@ -74,6 +76,7 @@ class _Call:
         if len(self.subscriptions) >= limit:
             raise ResourceExhausted(f"at most {limit} subscriptions per Subscribe call")
         generation, cursor = self.generations.subscribe(
+            self.principal,
             add.stream_id,
             add.from_offset,
             decode.slow_policy(add.slow_policy),
@@ -127,10 +130,12 @@ class _Call:
 
 
 async def subscribe(
-    generations: Generations, requests: AsyncIterator[svc_pb.SubscribeRequest]
+    generations: Generations,
+    principal: Principal,
+    requests: AsyncIterator[svc_pb.SubscribeRequest],
 ) -> AsyncIterator[Item]:
     """Serves one Subscribe call."""
-    call = _Call(generations)
+    call = _Call(generations, principal)
     reader = asyncio.create_task(call.read(requests))
     try:
         while (item := await call.out.get()) is not None:

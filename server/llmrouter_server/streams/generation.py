@@ -19,6 +19,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
 
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import FailedPrecondition, Internal, RouterError
 from llmrouter_server.routing.items import AttemptStarted, RouteItem
 from llmrouter_server.routing.route import Plan, Route
@@ -82,8 +83,10 @@ class Generation:
         route: Route,
         plan: Plan,
         router: Router,
+        owner: Principal,
     ) -> None:
         self.stream_id = stream_id
+        self.owner = owner
         self.request = request
         self.settings = settings
         self.route = route

@@ -4,6 +4,12 @@ Running generations stay until they finish; finished ones are kept for
 replay for ``retain_seconds`` and within ``retain_total_bytes`` of events
 (the oldest finished go first). This is the in-memory store; a shared store
 (so any replica can serve any stream) implements the same methods.
+
+Stream ids are scoped to a tenant: two tenants may both use ``job-1``, and a
+tenant's lookups and watches never see another tenant's generations — an
+unknown id and another tenant's id are the same NOT_FOUND. An admin sees
+every tenant; when several tenants hold the id it names, it qualifies the id
+as ``TENANT/ID``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from llmrouter_server.errors import AlreadyExists, NotFound
+from llmrouter_server.auth.principal import Principal
+from llmrouter_server.errors import AlreadyExists, InvalidArgument, NotFound
 from llmrouter_server.streams.generation import FINISHED, Generation, StreamState
 from llmrouter_server.streams.status import StreamStatus, snapshot
 
@@ -21,19 +28,29 @@ WATCH_QUEUE = 256
 """Statuses a watcher may have unread; past that the oldest are dropped (a later
 status of the same stream supersedes them)."""
 
+_Key = tuple[str, str]
+"""A generation's tenant and stream id."""
+
+
+def _key(generation: Generation) -> _Key:
+    return (generation.owner.tenant, generation.stream_id)
+
 
 class Watcher:
     """State changes of some (or all) generations, as statuses, oldest first."""
 
-    def __init__(self, on_close: Callable[[Watcher], None]) -> None:
+    def __init__(self, principal: Principal, on_close: Callable[[Watcher], None]) -> None:
+        self.principal = principal
         self.stream_ids: set[str] | None = set()
         self._on_close = on_close
         self._statuses: deque[StreamStatus] = deque(maxlen=WATCH_QUEUE)
         self._ready = asyncio.Event()
 
-    def wants(self, stream_id: str) -> bool:
-        """True when this watcher follows the stream."""
-        return self.stream_ids is None or stream_id in self.stream_ids
+    def wants(self, generation: Generation) -> bool:
+        """True when this watcher follows the generation (and may see it)."""
+        if not self.principal.sees(generation.owner.tenant):
+            return False
+        return self.stream_ids is None or generation.stream_id in self.stream_ids
 
     def push(self, status: StreamStatus) -> None:
         """Queues a status, dropping the oldest when full."""
@@ -64,8 +81,10 @@ class StreamRegistry:
         self._retain_seconds = retain_seconds
         self._retain_total_bytes = retain_total_bytes
         self._clock = clock
-        self._streams: dict[str, Generation] = {}
-        self._finished: OrderedDict[str, Generation] = OrderedDict()
+        self._streams: dict[_Key, Generation] = {}
+        self._tenants: dict[str, set[str]] = {}
+        """The tenants holding each stream id (an admin's lookup by bare id)."""
+        self._finished: OrderedDict[_Key, Generation] = OrderedDict()
         self._watchers: set[Watcher] = set()
 
     def add(self, generation: Generation) -> None:
@@ -75,44 +94,69 @@ class StreamRegistry:
             AlreadyExists: The stream id is taken (by a running or retained one).
         """
         self.prune()
-        if generation.stream_id in self._streams:
+        key = _key(generation)
+        if key in self._streams:
             raise AlreadyExists(
                 f"start.stream_id: stream {generation.stream_id!r} already exists",
                 field="start.stream_id",
             )
-        self._streams[generation.stream_id] = generation
+        self._streams[key] = generation
+        self._tenants.setdefault(generation.stream_id, set()).add(key[0])
         generation.on_change = self._changed
         self._changed(generation)
 
-    def get(self, stream_id: str) -> Generation:
-        """Finds a generation.
+    def get(self, principal: Principal, stream_id: str) -> Generation:
+        """Finds a generation the principal may see.
 
         Raises:
-            NotFound: No running or retained generation has this id.
+            NotFound: No running or retained generation with this id is visible
+                to the principal (another tenant's is not told apart).
+            InvalidArgument: An admin named a bare id that several tenants hold.
         """
-        try:
-            return self._streams[stream_id]
-        except KeyError:
+        found = self._streams.get((principal.tenant, stream_id))
+        if found is None and principal.admin:
+            found = self._admin_lookup(stream_id)
+        if found is None:
             raise NotFound(
                 f"stream {stream_id!r} not found (unknown, or finished more than "
                 f"{self._retain_seconds:g} s ago)",
                 stream_id=stream_id,
-            ) from None
+            )
+        return found
+
+    def _admin_lookup(self, stream_id: str) -> Generation | None:
+        tenant, slash, bare = stream_id.partition("/")
+        if slash:
+            return self._streams.get((tenant, bare))
+        tenants = self._tenants.get(stream_id, set())
+        if len(tenants) > 1:
+            raise InvalidArgument(
+                "stream_id",
+                f"stream {stream_id!r} exists in tenants {', '.join(sorted(tenants))}; "
+                "name it as TENANT/ID",
+            )
+        return self._streams.get((next(iter(tenants)), stream_id)) if tenants else None
 
     def running(self) -> list[Generation]:
         """Generations not finished yet."""
         return [g for g in self._streams.values() if g.state not in FINISHED]
 
-    def statuses(self, states: Iterable[StreamState] = ()) -> list[StreamStatus]:
-        """Statuses of every generation in ``states`` (all when empty), newest first."""
+    def statuses(
+        self, principal: Principal, states: Iterable[StreamState] = ()
+    ) -> list[StreamStatus]:
+        """Statuses of the visible generations in ``states`` (all when empty), newest first."""
         self.prune()
         wanted = set(states)
-        chosen = [g for g in self._streams.values() if not wanted or g.state in wanted]
+        chosen = [
+            g
+            for g in self._streams.values()
+            if (not wanted or g.state in wanted) and principal.sees(g.owner.tenant)
+        ]
         return [snapshot(g) for g in sorted(chosen, key=lambda g: -g.created_at)]
 
-    def watch(self) -> Watcher:
-        """A new watcher of no stream yet."""
-        watcher = Watcher(self._watchers.discard)
+    def watch(self, principal: Principal) -> Watcher:
+        """A new watcher of no stream yet, seeing what the principal may see."""
+        watcher = Watcher(principal, self._watchers.discard)
         self._watchers.add(watcher)
         return watcher
 
@@ -125,20 +169,25 @@ class StreamRegistry:
                 oldest.finished_at or 0
             ) > deadline and self._retained() <= self._retain_total_bytes:
                 return
-            self._forget(oldest.stream_id)
+            self._forget(_key(oldest))
 
     def _changed(self, generation: Generation) -> None:
         if generation.state in FINISHED:
-            self._finished[generation.stream_id] = generation
+            self._finished[_key(generation)] = generation
             self.prune()
         status = snapshot(generation)
         for watcher in list(self._watchers):
-            if watcher.wants(generation.stream_id):
+            if watcher.wants(generation):
                 watcher.push(status)
 
     def _retained(self) -> int:
         return sum(g.log.retained_bytes for g in self._finished.values())
 
-    def _forget(self, stream_id: str) -> None:
-        self._finished.pop(stream_id, None)
-        self._streams.pop(stream_id, None)
+    def _forget(self, key: _Key) -> None:
+        self._finished.pop(key, None)
+        self._streams.pop(key, None)
+        tenants = self._tenants.get(key[1])
+        if tenants is not None:
+            tenants.discard(key[0])
+            if not tenants:
+                del self._tenants[key[1]]

@@ -1,7 +1,9 @@
 """The domain entry point the gRPC layer calls.
 
 Starts generations and hands out the cursors that read them; pauses,
-resumes and cancels any generation by id; answers status lookups.
+resumes and cancels generations by id; answers status lookups. Every call
+takes the caller's principal: a generation belongs to the principal that
+started it, and only its tenant (or an admin) can find it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import asyncio
 import secrets
 from collections.abc import Iterable
 
+from llmrouter_server.auth.principal import Principal
 from llmrouter_server.config import LimitsConfig, StreamsConfig
-from llmrouter_server.errors import InvalidArgument, Unavailable
+from llmrouter_server.errors import InvalidArgument, PermissionDenied, Unavailable
 from llmrouter_server.routing.router import Router
 from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation, Settings, StreamState
@@ -38,7 +41,7 @@ class Generations:
         )
         self._accepting = True
 
-    def start(self, request: GenerationRequest) -> tuple[Generation, Cursor]:
+    def start(self, principal: Principal, request: GenerationRequest) -> tuple[Generation, Cursor]:
         """Validates, routes and starts a generation; returns it and the caller's cursor.
 
         Raises:
@@ -52,7 +55,7 @@ class Generations:
         detach_after = self._detach_after(request)
         route = self.router.resolve(request.model, json_output=request.json_output)
         plan = self.router.plan(route, request.routing, request.deadline)
-        stream_id = request.stream_id or f"gen-{secrets.token_hex(8)}"
+        stream_id = request.stream_id or f"gen-{secrets.token_hex(16)}"
         settings = Settings(
             max_tokens=max_tokens,
             window=self.window,
@@ -60,13 +63,15 @@ class Generations:
             release_after=self.config.release_after_seconds,
             detach_after=detach_after,
         )
-        generation = Generation(stream_id, request, settings, route, plan, self.router)
+        generation = Generation(stream_id, request, settings, route, plan, self.router, principal)
         self.registry.add(generation)
         cursor = generation.open_owner(0, request.flow)
         generation.start()
         return generation, cursor
 
-    def attach(self, stream_id: str, offset: int, flow: Flow) -> tuple[Generation, Cursor]:
+    def attach(
+        self, principal: Principal, stream_id: str, offset: int, flow: Flow
+    ) -> tuple[Generation, Cursor]:
         """Re-attaches a caller to a detached (or finished) generation from ``offset``.
 
         Raises:
@@ -75,56 +80,68 @@ class Generations:
             OutOfRange: The offset is not available.
         """
         self._check_accepting()
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
         return generation, generation.open_owner(offset, flow)
 
     def subscribe(
-        self, stream_id: str, offset: int, policy: SlowPolicy, flow: Flow
+        self, principal: Principal, stream_id: str, offset: int, policy: SlowPolicy, flow: Flow
     ) -> tuple[Generation, Cursor]:
         """A subscriber's cursor on a running or retained generation.
 
         Raises:
             NotFound: Unknown stream.
             OutOfRange: The offset is not available.
+            PermissionDenied: BLOCK asked for by someone other than the owner or an admin.
         """
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
+        if policy is SlowPolicy.BLOCK and not _owns(principal, generation):
+            raise PermissionDenied(
+                "AddSubscription.slow_policy: BLOCK holds the generation back; only the "
+                "identity that started it (or an admin) may use it: use SKIP or DISCONNECT",
+                field="AddSubscription.slow_policy",
+                stream_id=stream_id,
+            )
         return generation, generation.log.cursor(offset, self.window, policy, flow.credits)
 
-    def pause(self, stream_id: str, reason: str) -> StreamStatus:
+    def pause(self, principal: Principal, stream_id: str, reason: str) -> StreamStatus:
         """Pauses a generation by id."""
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
         generation.pause(reason)
         return snapshot(generation)
 
-    def resume(self, stream_id: str) -> StreamStatus:
+    def resume(self, principal: Principal, stream_id: str) -> StreamStatus:
         """Resumes a generation by id."""
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
         generation.resume()
         return snapshot(generation)
 
-    async def cancel(self, stream_id: str, reason: str) -> StreamStatus:
+    async def cancel(self, principal: Principal, stream_id: str, reason: str) -> StreamStatus:
         """Cancels a generation by id; its log ends with ``Completed`` (by OPERATOR)."""
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
         generation.cancel(CancelledBy.OPERATOR, reason)
         await generation.wait()
         return snapshot(generation)
 
-    def status(self, stream_id: str) -> StreamStatus:
+    def status(self, principal: Principal, stream_id: str) -> StreamStatus:
         """The status of a generation by id."""
-        return snapshot(self.registry.get(stream_id))
+        return snapshot(self.registry.get(principal, stream_id))
 
-    def describe(self, stream_id: str, recent: int) -> tuple[StreamStatus, list[Event]]:
+    def describe(
+        self, principal: Principal, stream_id: str, recent: int
+    ) -> tuple[StreamStatus, list[Event]]:
         """The status of a generation by id and its last ``recent`` retained events."""
-        generation = self.registry.get(stream_id)
+        generation = self.registry.get(principal, stream_id)
         return snapshot(generation), generation.log.recent(recent)
 
-    def statuses(self, states: Iterable[StreamState] = ()) -> list[StreamStatus]:
-        """Statuses, newest first, optionally filtered by state."""
-        return self.registry.statuses(states)
+    def statuses(
+        self, principal: Principal, states: Iterable[StreamState] = ()
+    ) -> list[StreamStatus]:
+        """Visible statuses, newest first, optionally filtered by state."""
+        return self.registry.statuses(principal, states)
 
-    def watch(self) -> Watcher:
-        """A watcher of state changes."""
-        return self.registry.watch()
+    def watch(self, principal: Principal) -> Watcher:
+        """A watcher of the state changes the principal may see."""
+        return self.registry.watch(principal)
 
     @property
     def accepting(self) -> bool:
@@ -172,3 +189,8 @@ class Generations:
                 f"must be in (0, {self.config.max_detach_seconds:g}] seconds",
             )
         return ttl
+
+
+def _owns(principal: Principal, generation: Generation) -> bool:
+    """True when the principal started the generation, or is an admin."""
+    return principal.admin or principal.identity == generation.owner.identity

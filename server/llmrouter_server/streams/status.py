@@ -41,6 +41,8 @@ class StreamStatus:
     """What ended it, when it failed or was cancelled by someone else."""
     labels: tuple[tuple[str, str], ...]
     """The caller's labels."""
+    tenant: str
+    """The tenant that started it."""
 
 
 def snapshot(generation: Generation) -> StreamStatus:
@@ -63,4 +65,5 @@ def snapshot(generation: Generation) -> StreamStatus:
         consumers=generation.consumers,
         error=generation.error,
         labels=generation.request.labels,
+        tenant=generation.owner.tenant,
     )
