@@ -1,5 +1,8 @@
 """Assembles and runs the gRPC server: RouterService, health, reflection.
 
+The port is plaintext, TLS or mutual TLS (``transport``); SIGHUP re-reads the
+TLS files at the next connection.
+
 Shutdown (SIGTERM or SIGINT): health turns NOT_SERVING, new generations are
 refused with UNAVAILABLE, running ones get the grace period, the rest are
 cancelled: their log ends with ``completed`` (CANCELLED, by SHUTDOWN).
@@ -28,6 +31,7 @@ from llmrouter_server.backends.build import build_backends
 from llmrouter_server.config import Config
 from llmrouter_server.routing.router import build_router
 from llmrouter_server.streams.service import Generations
+from llmrouter_server.transport import ServerTLS, describe, exposure_warning, listen
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,15 @@ class RunningServer:
     """The domain."""
     route_health: RouteHealth
     """Per-route health statuses."""
+    tls: ServerTLS | None = None
+    """The port's TLS credentials and their rotation; None when it is plaintext."""
+
+    def reload(self) -> None:
+        """Re-reads what can change while serving (SIGHUP): the TLS files."""
+        if self.tls is None:
+            logger.info("SIGHUP: nothing to reload (the port is plaintext)")
+        else:
+            self.tls.reload()
 
     async def stop(self, grace: float) -> None:
         """Refuses new work, lets running generations finish for ``grace`` seconds, stops.
@@ -72,7 +85,13 @@ class RunningServer:
 async def start_server(
     config: Config, backends: Mapping[str, Backend] | None = None
 ) -> RunningServer:
-    """Builds the backends (unless given), binds the port and starts serving."""
+    """Builds the backends (unless given), binds the port and starts serving.
+
+    Raises:
+        ConfigError: A ``tls`` file is unreadable or invalid (checked before
+            any backend is built), or a backend cannot be built.
+    """
+    tls = ServerTLS(config.tls) if config.tls is not None else None
     built = dict(backends) if backends is not None else build_backends(config)
     generations = Generations(build_router(config, built), config.limits, config.streams)
     server = grpc.aio.server(
@@ -83,34 +102,48 @@ async def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    servicer = RouterServicer(generations, open_access=config.auth is None)
-    service_pb2_grpc.add_RouterServiceServicer_to_server(servicer, server)
+    service_pb2_grpc.add_RouterServiceServicer_to_server(
+        RouterServicer(generations, open_access=config.auth is None), server
+    )
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME])
-    port = server.add_insecure_port(f"{config.server.host}:{config.server.port}")
+    port = listen(server, config.server, tls)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     route_health = RouteHealth(health_servicer, generations.router.routes())
     await route_health.start()
-    return RunningServer(server, port, health_servicer, generations, route_health)
+    return RunningServer(server, port, health_servicer, generations, route_health, tls)
 
 
 async def serve(config: Config) -> None:
-    """Runs the server until SIGTERM or SIGINT, then shuts down gracefully."""
+    """Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
+
+    SIGHUP re-reads the TLS files at the next connection. The signal handlers
+    are removed when the server has stopped.
+    """
     running = await start_server(config)
     logger.info(
-        "llmrouter listening on %s:%d (routes: %s; default: %s)",
+        "llmrouter listening on %s:%d, %s (routes: %s; default: %s)",
         config.server.host,
         running.port,
+        describe(config),
         ", ".join(config.routes),
         config.default_route,
     )
+    warning = exposure_warning(config, running.port)
+    if warning is not None:
+        logger.warning(warning)
     stop = asyncio.Event()
+    handlers = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: running.reload}
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    logger.info("shutting down (grace %.1fs)", config.server.grace_period_seconds)
-    await running.stop(config.server.grace_period_seconds)
+    for signum, handler in handlers.items():
+        loop.add_signal_handler(signum, handler)
+    try:
+        await stop.wait()
+        logger.info("shutting down (grace %.1fs)", config.server.grace_period_seconds)
+        await running.stop(config.server.grace_period_seconds)
+    finally:
+        for signum in handlers:
+            loop.remove_signal_handler(signum)

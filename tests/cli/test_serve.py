@@ -49,7 +49,8 @@ def test_a_busy_port_names_the_os_reason(busy_port: int) -> None:
 
     assert result.returncode == 1
     assert result.stderr == (
-        f"llmrouter: cannot listen on 127.0.0.1:{busy_port}: address already in use; {BUSY_REMEDY}\n"
+        f"llmrouter: cannot listen on 127.0.0.1:{busy_port}: address already in use; "
+        f"{BUSY_REMEDY}\n"
     )
 
 

@@ -38,7 +38,7 @@ import httpx
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.http import (
     EventStreamClient,
-    api_key,
+    configured_api_key,
     ended_early,
     error_text,
     mid_stream_error,
@@ -78,6 +78,9 @@ class AnthropicBackend:
             name: The configured backend name.
             config: Where the API is, its version and how long to wait for it.
             transport: An httpx transport to use instead of the network (tests).
+
+        Raises:
+            ConfigError: ``api_key_file`` is set and cannot be read.
         """
         self.name = name
         self.max_concurrency = config.max_concurrency
@@ -85,7 +88,7 @@ class AnthropicBackend:
             "anthropic-version": config.anthropic_version,
             "content-type": "application/json",
         }
-        key = api_key(config.api_key_env)
+        key = configured_api_key(name, config)
         if key:
             headers["x-api-key"] = key
         self._http = EventStreamClient(name, config, headers, transport)

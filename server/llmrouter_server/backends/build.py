@@ -12,7 +12,13 @@ from llmrouter_server.config import (
 
 
 def build_backends(config: Config) -> dict[str, Backend]:
-    """One backend per ``backends`` entry; embedded models are loaded now."""
+    """One backend per ``backends`` entry; embedded models are loaded now.
+
+    Raises:
+        ConfigError: A backend cannot be built: a model file is missing, or an
+            ``api_key_file`` cannot be read (the message names the key, never
+            the file's content).
+    """
     return {name: _build(name, backend) for name, backend in config.backends.items()}
 
 

@@ -1,5 +1,5 @@
-"""What the HTTP provider backends share: the connection pool, the streaming
-POST, and one classification of everything that can go wrong on the wire.
+"""What the HTTP provider backends share: the API key, the connection pool, the
+streaming POST, and one classification of everything that can go wrong on the wire.
 
 A provider module (``openai``, ``anthropic``) builds its payload, opens
 ``EventStreamClient.post`` and reads ``ServerSentEvent`` objects; it never
@@ -41,6 +41,7 @@ from llmrouter_server.errors import (
     BackendProtocolError,
     BackendStatusError,
     BackendTimeout,
+    ConfigError,
 )
 
 ENDED_EARLY = "upstream closed the stream before it ended"
@@ -62,6 +63,37 @@ _HTTPX_ERRORS = (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL)
 def api_key(env: str | None) -> str | None:
     """The API key in the environment variable named ``env``, if set and not empty."""
     return (os.environ.get(env) or None) if env else None
+
+
+def configured_api_key(name: str, config: HTTPBackendConfig) -> str | None:
+    """The backend's API key: ``api_key_file``'s content if set, else ``api_key_env``'s.
+
+    The file's trailing line break is dropped. Messages name the file, never
+    what it holds.
+
+    Args:
+        name: The configured backend name.
+        config: The backend's configuration.
+
+    Raises:
+        ConfigError: The file cannot be read, is empty or holds more than one
+            line; names ``backends.NAME.api_key_file``.
+    """
+    path = config.api_key_file
+    if path is None:
+        return api_key(config.api_key_env)
+    where = f"backends.{name}.api_key_file"
+    try:
+        key = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {path} is not UTF-8 text") from None
+    if not key:
+        raise ConfigError(f"{where}: {path} is empty")
+    if "\n" in key or "\r" in key:
+        raise ConfigError(f"{where}: {path} holds more than one line")
+    return key
 
 
 def build_client(

@@ -23,7 +23,7 @@ import httpx
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.http import (
     EventStreamClient,
-    api_key,
+    configured_api_key,
     ended_early,
     error_text,
     malformed_event,
@@ -58,10 +58,13 @@ class OpenAIBackend:
             name: The configured backend name.
             config: Where the server is and how long to wait for it.
             transport: An httpx transport to use instead of the network (tests).
+
+        Raises:
+            ConfigError: ``api_key_file`` is set and cannot be read.
         """
         self.name = name
         self.max_concurrency = config.max_concurrency
-        key = api_key(config.api_key_env)
+        key = configured_api_key(name, config)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = EventStreamClient(name, config, headers, transport)
 
