@@ -158,6 +158,7 @@ class EventStreamClient:
         self.name = name
         self._config = config
         self._client = build_client(config, headers, transport)
+        self._secrets = _secrets(headers)
 
     @asynccontextmanager
     async def post(
@@ -195,13 +196,31 @@ class EventStreamClient:
 
     async def _check(self, response: httpx.Response) -> None:
         if response.status_code >= 400:
-            body = await _error_body(response)
+            body = _redacted(await _error_body(response), self._secrets)
             raise status_error(self.name, response.status_code, body, response.headers)
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if kind != "text/event-stream":
             raise BackendProtocolError(
                 self.name, f"answered with content-type {kind!r}, not an event stream"
             )
+
+
+_SECRET_HEADERS = ("authorization", "x-api-key")
+"""Request headers that carry the backend's credentials."""
+
+
+def _secrets(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials in a backend's headers (a bearer token without its scheme)."""
+    values = (v for k, v in headers.items() if k.lower() in _SECRET_HEADERS)
+    secrets = (value.removeprefix("Bearer ").strip() for value in values)
+    return tuple(secret for secret in secrets if secret)
+
+
+def _redacted(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every credential replaced: some providers echo the key they refuse."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 async def _error_body(response: httpx.Response) -> str:
