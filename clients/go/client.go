@@ -2,8 +2,11 @@ package llmrouter
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	llmrouterv1 "github.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1"
@@ -23,15 +26,18 @@ type settings struct {
 	dialOptions []grpc.DialOption
 	conn        grpc.ClientConnInterface
 	reconnect   ReconnectPolicy
+	apiKey      *string     // WithAPIKey's key
+	tls         *tls.Config // WithTLS's configuration
 }
 
 // WithDialOptions adds gRPC dial options. The connection is plaintext unless
-// one of them sets transport credentials.
+// WithTLS or one of them sets transport credentials.
 func WithDialOptions(options ...grpc.DialOption) Option {
 	return func(s *settings) { s.dialOptions = append(s.dialOptions, options...) }
 }
 
-// WithConn makes the client use an existing connection, which Close leaves open.
+// WithConn makes the client use an existing connection, which Close leaves
+// open. WithAPIKey and WithTLS do not apply to it: New fails when they are given.
 func WithConn(conn grpc.ClientConnInterface) Option {
 	return func(s *settings) { s.conn = conn }
 }
@@ -51,9 +57,15 @@ func New(target string, options ...Option) (*Client, error) {
 	}
 	client := &Client{reconnect: s.reconnect.withDefaults()}
 	conn := s.conn
+	if conn != nil && (s.apiKey != nil || s.tls != nil) {
+		return nil, errors.New("llmrouter: WithAPIKey and WithTLS apply to a connection New opens, not to WithConn's")
+	}
 	if conn == nil {
-		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, s.dialOptions...)
-		cc, err := grpc.NewClient(target, dial...)
+		dial, err := s.credentials()
+		if err != nil {
+			return nil, err
+		}
+		cc, err := grpc.NewClient(target, append(dial, s.dialOptions...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -61,6 +73,23 @@ func New(target string, options ...Option) (*Client, error) {
 	}
 	client.rpc = llmrouterv1.NewRouterServiceClient(conn)
 	return client, nil
+}
+
+// credentials are the dial options for WithTLS (else plaintext) and WithAPIKey.
+func (s *settings) credentials() ([]grpc.DialOption, error) {
+	transport := insecure.NewCredentials()
+	if s.tls != nil {
+		transport = credentials.NewTLS(s.tls)
+	}
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	if s.apiKey != nil {
+		key, err := newBearerKey(*s.apiKey)
+		if err != nil {
+			return nil, err
+		}
+		dial = append(dial, grpc.WithPerRPCCredentials(key))
+	}
+	return dial, nil
 }
 
 // Close closes the connection the client created; calls in flight end with CANCELED.

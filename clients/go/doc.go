@@ -7,6 +7,8 @@
 // Subscribe follows generations started by others, Control steers any
 // generation by id, and Chat keeps a conversation's history. With a
 // ReconnectPolicy, generations and subscriptions survive a lost connection.
+// WithAPIKey sends an API key on every call and WithTLS (LoadTLS reads PEM
+// files) makes the connection TLS, mutual TLS with a client certificate.
 // Failed calls return an *Error carrying the gRPC code and the details the
 // server attached: google.rpc ErrorInfo, BadRequest and RetryInfo, and the
 // failed attempts (RouteFailure) of a generation whose route ran out of them.

@@ -6,6 +6,7 @@ import { type CallOptions, type Client, createClient, type Transport } from "@co
 import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import { ChatSession, type ChatOptions } from "./chat.js";
 import { ControlChannel } from "./control.js";
+import { bearerKey, sessionOptions, type TLSOptions } from "./credentials.js";
 import { RouterError } from "./errors.js";
 import { StartGenerationSchema } from "./gen/llmrouter/v1/generation_pb.js";
 import type { Route } from "./gen/llmrouter/v1/operations_pb.js";
@@ -23,9 +24,20 @@ import { Subscription } from "./subscription.js";
 
 /** How a RouterClient connects. */
 export interface RouterClientOptions {
-  /** The server's host:port, such as "localhost:50051"; plaintext HTTP/2. */
+  /** The server's host:port, such as "localhost:50051"; plaintext HTTP/2 unless `tls` is given. */
   address?: string;
-  /** A transport to use instead of `address` (TLS, interceptors, ...); close() leaves it open. */
+  /**
+   * Sent as `authorization: Bearer <key>` metadata on every call, `rpc`'s
+   * included; a server that does not know it answers UNAUTHENTICATED, one
+   * whose role does not allow a call PERMISSION_DENIED.
+   */
+  apiKey?: string;
+  /** TLS for the connection (mutual TLS with `cert` and `key`); `{}` trusts Node's default roots. */
+  tls?: TLSOptions;
+  /**
+   * A transport to use instead of `address` (add a key with an interceptor of
+   * your own); close() leaves it open. `apiKey` and `tls` do not apply to it.
+   */
   transport?: Transport;
   /** Re-attach generations and subscriptions after a lost connection; see ReconnectPolicy. */
   reconnect?: ReconnectPolicy;
@@ -38,15 +50,26 @@ export class RouterClient {
   readonly #sessions: Http2SessionManager | undefined;
   readonly #reconnect: ReconnectPolicy | undefined;
 
+  /**
+   * Throws a TypeError when neither `address` nor `transport` is given, when
+   * `transport` comes with `apiKey` or `tls`, when the key is empty or not
+   * printable ASCII without spaces (the message leaves it out), or when `tls`
+   * has a certificate without its key.
+   */
   constructor(options: RouterClientOptions) {
     let transport = options.transport;
+    if (transport !== undefined && (options.apiKey !== undefined || options.tls !== undefined)) {
+      throw new TypeError("apiKey and tls apply to the connection RouterClient opens, not to a transport");
+    }
     if (transport === undefined) {
       if (options.address === undefined) {
         throw new TypeError("RouterClient needs an address or a transport");
       }
-      const baseUrl = `http://${options.address}`;
-      this.#sessions = new CallSessionManager(baseUrl);
-      transport = createGrpcTransport({ baseUrl, sessionManager: this.#sessions });
+      const interceptors = options.apiKey === undefined ? [] : [bearerKey(options.apiKey)];
+      const tls = options.tls === undefined ? undefined : sessionOptions(options.tls);
+      const baseUrl = `${tls === undefined ? "http" : "https"}://${options.address}`;
+      this.#sessions = new CallSessionManager(baseUrl, undefined, tls);
+      transport = createGrpcTransport({ baseUrl, sessionManager: this.#sessions, interceptors });
     }
     this.rpc = createClient(RouterService, transport);
     this.#reconnect = options.reconnect;

@@ -93,15 +93,16 @@ export class RouterError extends ConnectError {
   /**
    * Converts what a call threw, knowing the call's AbortSignal. A call that
    * Node's HTTP/2 stack ended with CANCELED although nobody aborted it and the
-   * server sent no status lost its connection: that becomes UNAVAILABLE, as
-   * gRPC reports a dropped connection in other languages.
+   * server sent no status lost its connection, and one whose connection failed
+   * its TLS handshake (which Connect reports as INTERNAL) never reached the
+   * server: both become UNAVAILABLE, as gRPC reports them in other languages.
    */
   static fromCall(error: unknown, signal: AbortSignal): RouterError {
     const failure = RouterError.from(error);
-    if (signal.aborted || !lostConnection(failure)) {
+    const message = signal.aborted ? undefined : connectionFailure(failure);
+    if (message === undefined) {
       return failure;
     }
-    const message = `the connection was lost: ${failure.rawMessage}`;
     return new RouterError(new ConnectError(message, Code.Unavailable, undefined, undefined, failure));
   }
 
@@ -132,6 +133,32 @@ export class RouterError extends ConnectError {
     return error === undefined || error.code === 0 ? undefined : RouterError.fromCommandError(error);
   }
 }
+
+/** The UNAVAILABLE message for a call that lost its connection or never had one; undefined otherwise. */
+function connectionFailure(error: ConnectError): string | undefined {
+  if (lostConnection(error)) {
+    return `the connection was lost: ${error.rawMessage}`;
+  }
+  const tls = tlsFailure(error);
+  return tls === undefined ? undefined : `the TLS handshake failed (${tls}): ${error.rawMessage.trim()}`;
+}
+
+/**
+ * The code of the TLS error Node failed a connection with (ERR_TLS_*, ERR_SSL_*
+ * or an X.509 verification code such as UNABLE_TO_VERIFY_LEAF_SIGNATURE), for
+ * an INTERNAL error without a status from the server; undefined otherwise.
+ */
+function tlsFailure(error: ConnectError): string | undefined {
+  const code: unknown = (error.cause as { code?: unknown } | undefined)?.code;
+  if (error.code !== Code.Internal || error.metadata.has("grpc-status") || typeof code !== "string") {
+    return undefined;
+  }
+  return TLS_ERROR.test(code) ? code : undefined;
+}
+
+/** Node's TLS error codes and OpenSSL's X.509 verification codes (Node's tls docs list them). */
+const TLS_ERROR =
+  /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|CRL_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERROR_IN_C|INVALID_CA|INVALID_PURPOSE|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH)/;
 
 /** True for a call reset by the transport: CANCELED with no grpc-status from the server. */
 function lostConnection(error: ConnectError): boolean {

@@ -5,11 +5,14 @@
 /**
  * A TypeScript client for the llmrouter gRPC service (llmrouter.v1), over
  * Connect's gRPC transport for Node. The generated messages are re-exported
- * as `v1`.
+ * as `v1`. RouterClient's `apiKey` is sent on every call and its `tls`
+ * (loadTLS reads PEM files) makes the connection TLS, mutual TLS with a
+ * client certificate.
  */
 export { ChatSession, type ChatMessageInit, type ChatOptions } from "./chat.js";
 export { RouterClient, type RouterClientOptions } from "./client.js";
 export { ControlChannel } from "./control.js";
+export { loadTLS, type TLSFiles, type TLSOptions } from "./credentials.js";
 export type { BadRequest, ErrorInfo, FieldViolation, RetryInfo } from "./details.js";
 export { RouterError } from "./errors.js";
 export { type AttachRequest, Generation, type GenerationResult, type StartRequest } from "./generation.js";

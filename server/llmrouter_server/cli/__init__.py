@@ -7,13 +7,20 @@ too under ``--debug``) and an exit status: 0 success, 1 runtime failure,
 
 from __future__ import annotations
 
-import asyncio
 import os
+
+# grpc's C core logs every failed TLS handshake on stderr at INFO, on top of
+# the error the call ends with, and reads its level once, when grpc is
+# imported: so before the imports below. GRPC_VERBOSITY set by the user wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+import asyncio
 import sys
 import traceback
 from argparse import Namespace
 
 from llmrouter_server.cli.address import resolve_address
+from llmrouter_server.cli.credentials import resolve_credentials
 from llmrouter_server.cli.errors import EXIT_INTERRUPTED, CliError, UsageError
 from llmrouter_server.cli.parser import build_parser
 from llmrouter_server.errors import ConfigError
@@ -35,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: Namespace) -> int:
     if "address" in args:
         args.address = resolve_address(args.address, os.environ)
+        args.credentials = resolve_credentials(args, os.environ)
     return int(asyncio.run(args.run(args)))
 
 

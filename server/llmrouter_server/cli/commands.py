@@ -19,7 +19,13 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
-from llmrouter_server.cli.errors import EXIT_FAILURE, EXIT_OK, ServerRefused, rpc_failure
+from llmrouter_server.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CliError,
+    ServerRefused,
+    rpc_failure,
+)
 from llmrouter_server.cli.terminal import Terminal
 
 MODELS_TIMEOUT = 10.0
@@ -32,25 +38,25 @@ async def generate(args: argparse.Namespace) -> int:
     """Streams one generation: text to stdout, a live progress line to stderr."""
     start = _start(args)
     terminal = Terminal(sys.stdout, sys.stderr)
-    async with grpc.aio.insecure_channel(args.address) as channel:
+    async with args.credentials.channel(args.address) as channel:
         stub = svc_grpc.RouterServiceStub(channel)
         try:
             async for response in stub.Generate(_once(start)):
                 _show(terminal, response.event)
         except grpc.aio.AioRpcError as error:
             terminal.end_line()
-            raise rpc_failure(error, args.address) from error
+            raise _failure(error, args) from error
     return EXIT_OK
 
 
 async def models(args: argparse.Namespace) -> int:
     """Prints every route and its targets."""
-    async with grpc.aio.insecure_channel(args.address) as channel:
+    async with args.credentials.channel(args.address) as channel:
         stub = svc_grpc.RouterServiceStub(channel)
         try:
             reply = await stub.ListModels(svc_pb.ListModelsRequest(), timeout=MODELS_TIMEOUT)
         except grpc.aio.AioRpcError as error:
-            raise rpc_failure(error, args.address, timeout=MODELS_TIMEOUT) from error
+            raise _failure(error, args, MODELS_TIMEOUT) from error
     for route in reply.routes:
         marker = " (default)" if route.is_default else ""
         print(f"{route.name}{marker}")
@@ -65,7 +71,7 @@ async def models(args: argparse.Namespace) -> int:
 
 async def health(args: argparse.Namespace) -> int:
     """Prints the service's status; exits 0 when it is SERVING, 1 otherwise."""
-    async with grpc.aio.insecure_channel(args.address) as channel:
+    async with args.credentials.channel(args.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=args.service)
         try:
@@ -73,9 +79,16 @@ async def health(args: argparse.Namespace) -> int:
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
                 raise ServerRefused(await _unknown_service(stub, args.service)) from error
-            raise rpc_failure(error, args.address, timeout=HEALTH_TIMEOUT) from error
+            raise _failure(error, args, HEALTH_TIMEOUT) from error
     print(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
     return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_FAILURE
+
+
+def _failure(
+    error: grpc.aio.AioRpcError, args: argparse.Namespace, timeout: float | None = None
+) -> CliError:
+    """The one-line error for a failed call to the server the command reached."""
+    return rpc_failure(error, args.address, timeout=timeout, credentials=args.credentials)
 
 
 async def _unknown_service(stub: Any, service: str) -> str:

@@ -5,18 +5,26 @@ and one of the exit statuses below::
 
     CliError              a runtime failure (exit 1)
     ├── Unreachable           no llmrouter server answered at the address, or it went away
+    │   └── HandshakeFailed       the TLS handshake failed: trust, name, plaintext, client cert
     ├── ServerRefused         the server answered the call with an error status
+    │   └── CredentialsRefused    UNAUTHENTICATED or PERMISSION_DENIED
     ├── CannotListen          ``serve`` could not bind its address
-    └── UsageError            a bad option, address or configuration (exit 2)
+    └── UsageError            a bad option, address, credential file or configuration (exit 2)
 
 ``ConfigError`` from the configuration loader is reported as a ``UsageError``.
 """
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+if TYPE_CHECKING:
+    from llmrouter_server.cli.credentials import Credentials
 
 EXIT_OK = 0
 """The command did what it was asked (``health``: the service is SERVING)."""
@@ -29,6 +37,9 @@ EXIT_INTERRUPTED = 130
 
 ADDRESS_REMEDY = "Set --address or LLMROUTER_ADDRESS."
 """How a user points the client commands at another server."""
+
+KEY_REMEDY = "set LLMROUTER_API_KEY or --api-key-file"
+"""How a user gives the client commands an API key."""
 
 
 class CliError(Exception):
@@ -54,8 +65,21 @@ class Unreachable(CliError):
     """
 
 
+class HandshakeFailed(Unreachable):
+    """The TLS handshake failed.
+
+    The server's certificate is not trusted or does not carry the host's name,
+    the server speaks plaintext, or it refused the client certificate (or its
+    absence).
+    """
+
+
 class ServerRefused(CliError):
     """The server answered the call with an error status."""
+
+
+class CredentialsRefused(ServerRefused):
+    """UNAUTHENTICATED (no key, or one the server does not know) or PERMISSION_DENIED."""
 
 
 class CannotListen(CliError):
@@ -85,7 +109,11 @@ _CONNECT_FAILURES = ("failed to connect to all addresses", "errors resolving", "
 
 
 def rpc_failure(
-    error: grpc.aio.AioRpcError, address: str, *, timeout: float | None = None
+    error: grpc.aio.AioRpcError,
+    address: str,
+    *,
+    timeout: float | None = None,
+    credentials: Credentials | None = None,
 ) -> CliError:
     """The one-line error for a call to ``address`` that failed with ``error``.
 
@@ -93,12 +121,17 @@ def rpc_failure(
         error: The failed call.
         address: The address the call went to, as the user gave it.
         timeout: The call's deadline in seconds, if it had one.
+        credentials: The key and TLS settings the call went with, if any.
     """
     code, details = error.code(), error.details() or ""
     status = _rich_status(error)
-    failure = _transport_failure(code, details, address, timeout) if status is None else None
-    if failure is not None:
-        return failure
+    if status is None:
+        failure = _handshake_failure(code, details, address, credentials)
+        failure = failure or _transport_failure(code, details, address, timeout)
+        if failure is not None:
+            return failure
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return _credentials_refused(code, details, credentials)
     remedy = _retry_remedy(status) or _REMEDIES.get(code, _DEFAULT_REMEDY)
     return ServerRefused(f"{code.name}: {details}; {remedy}")
 
@@ -128,6 +161,77 @@ def _transport_failure(
             f"is it an llmrouter server? {ADDRESS_REMEDY}"
         )
     return None
+
+
+def _credentials_refused(
+    code: grpc.StatusCode, details: str, credentials: Credentials | None
+) -> CredentialsRefused:
+    """The error for a call the server refused for its credentials; it never shows the key."""
+    status = f"{code.name}: {details}"
+    if code is grpc.StatusCode.PERMISSION_DENIED:
+        return CredentialsRefused(
+            f"the server does not allow this call with these credentials ({status}); "
+            "use a key or client certificate whose role allows it"
+        )
+    if credentials is not None and credentials.key_source:
+        return CredentialsRefused(
+            f"the server refused the key from {credentials.key_source} ({status}); "
+            f"check it, or {KEY_REMEDY}"
+        )
+    return CredentialsRefused(f"the server refused the credentials ({status}); {KEY_REMEDY}")
+
+
+_OPENSSL_REASON = re.compile(r"handshake failed.*?OPENSSL_internal:(\w+)(?:: ([^:]+))?", re.I)
+"""grpc's words for a failed TLS handshake: the OpenSSL reason, then its detail."""
+
+
+def _handshake_failure(
+    code: grpc.StatusCode, details: str, address: str, credentials: Credentials | None
+) -> Unreachable | None:
+    """The error for a connection that failed in the TLS handshake, or for want of one."""
+    if code is not grpc.StatusCode.UNAVAILABLE or not details.startswith(_CONNECT_FAILURES):
+        return None
+    tls = None if credentials is None else credentials.tls
+    closed = "Socket closed" in details
+    if tls is None:
+        return (
+            Unreachable(
+                f"{address} closed the connection (socket closed); "
+                "if it serves TLS, give --tls, or --tls-ca with the CA that signed its certificate"
+            )
+            if closed
+            else None
+        )
+    if "Hostname Verification Check failed" in details:
+        return HandshakeFailed(
+            f"the certificate of {address} does not name that host; give the name it "
+            "carries with --tls-server-name or LLMROUTER_TLS_SERVER_NAME"
+        )
+    found = _OPENSSL_REASON.search(details)
+    if found is not None:
+        return _openssl_failure(address, found[1], found[2])
+    if closed:
+        remedy = (
+            "if it asks for a client certificate, give --tls-cert and --tls-key"
+            if tls.cert is None
+            else "it may not accept the client certificate given"
+        )
+        return HandshakeFailed(f"{address} closed the TLS connection (socket closed); {remedy}")
+    return None
+
+
+def _openssl_failure(address: str, reason: str, detail: str | None) -> HandshakeFailed:
+    if reason == "CERTIFICATE_VERIFY_FAILED":
+        return HandshakeFailed(
+            f"the certificate of {address} is not trusted ({detail or 'verify failed'}); "
+            "give the CA that signed it with --tls-ca or LLMROUTER_TLS_CA"
+        )
+    if reason == "WRONG_VERSION_NUMBER":
+        return HandshakeFailed(
+            f"{address} does not speak TLS (wrong version number); "
+            "for a plaintext server leave out --tls and the --tls-* settings"
+        )
+    return HandshakeFailed(f"the TLS handshake with {address} failed ({reason.lower()})")
 
 
 def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:

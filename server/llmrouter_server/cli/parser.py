@@ -9,6 +9,7 @@ from typing import NoReturn
 from llmrouter_server import __version__
 from llmrouter_server.cli import commands
 from llmrouter_server.cli.address import ADDRESS_ENV, DEFAULT_ADDRESS
+from llmrouter_server.cli.credentials import API_KEY_ENV
 from llmrouter_server.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmrouter_server.cli.serve import serve
 
@@ -20,6 +21,10 @@ DESCRIPTION = "llmrouter: route and stream LLM generations over gRPC."
 EPILOG = f"""\
 client commands (generate, models, health) reach the server at --address,
 else ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}.
+
+they send the API key in --api-key-file, else ${API_KEY_ENV} (never
+printed), and use TLS with --tls or any --tls-* option, each else its
+variable: $LLMROUTER_TLS_CA, _CERT, _KEY, _SERVER_NAME.
 
 errors are one line on stderr; --debug adds the traceback.
 
@@ -71,13 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, help="random seed")
     generate.add_argument("--stop", action="append", default=[], help="stop sequence")
     generate.add_argument("--json", action="store_true", help="ask for JSON output")
-    _address(generate)
+    _connection(generate)
 
-    _address(_command(sub, "models", "list routes and targets", commands.models))
+    _connection(_command(sub, "models", "list routes and targets", commands.models))
 
     check = _command(sub, "health", "exit 0 when the server is SERVING", commands.health)
     check.add_argument("--service", default="", help="service name; empty is overall")
-    _address(check)
+    _connection(check)
     return parser
 
 
@@ -101,9 +106,27 @@ def _command(
     return command
 
 
-def _address(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
+def _connection(command: argparse.ArgumentParser) -> None:
+    """Where the server is and what the command presents to it."""
+    group = command.add_argument_group("connection")
+    group.add_argument(
         "--address", help=f"server HOST:PORT (default: ${ADDRESS_ENV}, else {DEFAULT_ADDRESS})"
+    )
+    group.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help=f"file holding the API key (default: ${API_KEY_ENV}, the key itself)",
+    )
+    group.add_argument(
+        "--tls", action="store_true", help="use TLS; implied by any --tls-* option or variable"
+    )
+    group.add_argument(
+        "--tls-ca", metavar="FILE", help="CA certificates (PEM) to trust instead of the system's"
+    )
+    group.add_argument("--tls-cert", metavar="FILE", help="client certificate (PEM) for mutual TLS")
+    group.add_argument("--tls-key", metavar="FILE", help="private key (PEM) of --tls-cert")
+    group.add_argument(
+        "--tls-server-name", metavar="NAME", help="the name the server's certificate carries"
     )
 
 

@@ -6,8 +6,11 @@ conversations (``ChatSession``), subscriptions (``Subscription``) and operator
 channels (``Control``). A cancelled generation ends normally with a
 ``completed`` event saying who cancelled it and why. Failures raise
 ``RouterError`` with the gRPC code and the decoded ``google.rpc`` details.
+An API key (``api_key``) and ``TLS`` settings are options of ``Client`` and of
+``open_channel``, which opens a channel the same way for other stubs.
 """
 
+from ._channel import TLS, open_channel
 from ._chat import ChatSession
 from ._client import Client
 from ._control import Control
@@ -17,6 +20,7 @@ from ._reconnect import Reconnect
 from ._subscription import Subscription
 
 __all__ = [
+    "TLS",
     "ChatSession",
     "Client",
     "Control",
@@ -25,4 +29,5 @@ __all__ = [
     "Result",
     "RouterError",
     "Subscription",
+    "open_channel",
 ]

@@ -13,6 +13,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
+from ._channel import TLS, open_channel
 from ._chat import ChatSession
 from ._control import Control
 from ._errors import RouterError
@@ -27,20 +28,35 @@ class Client:
     """A client of one llmrouter server; use it as ``async with Client(...)``.
 
     Args:
-        address: The server's ``host:port``; plaintext unless ``channel`` is given.
-        channel: A channel to use instead (TLS, interceptors, ...); ``close`` leaves it open.
+        address: The server's ``host:port``; plaintext unless ``tls`` is given.
+        api_key: Sent as ``authorization: Bearer <key>`` metadata on every call,
+            the stub's included; a server that does not know it answers
+            ``UNAUTHENTICATED``, one whose role does not allow a call
+            ``PERMISSION_DENIED``.
+        tls: TLS (mutual TLS with a client certificate) for the channel.
+        channel: A channel to use instead (``open_channel`` makes one with a key
+            and TLS); ``close`` leaves it open.
         reconnect: Re-attach generations and subscriptions after a lost connection.
+
+    Raises:
+        TypeError: ``channel`` is given with ``api_key`` or ``tls``, which only
+            apply to a channel the client opens.
+        ValueError: The key is empty or not printable ASCII without spaces.
     """
 
     def __init__(
         self,
         address: str = "localhost:50051",
         *,
+        api_key: str | None = None,
+        tls: TLS | None = None,
         channel: grpc.aio.Channel | None = None,
         reconnect: Reconnect | None = None,
     ) -> None:
+        if channel is not None and (api_key is not None or tls is not None):
+            raise TypeError("pass api_key and tls to open_channel for a channel of your own")
         self._own_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(address)
+        self._channel = channel or open_channel(address, api_key=api_key, tls=tls)
         self.stub = svc_grpc.RouterServiceStub(self._channel)
         """The generated stub, for calls this class does not wrap."""
         self._reconnect = reconnect
