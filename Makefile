@@ -31,12 +31,13 @@ serve: install
 test: install tools check-generated breaking lint test-go test-ts dist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The compilers llama-cpp-python builds with, from Debian's packages when missing.
+# The compilers llama-cpp-python builds with, and openssl (the TypeScript tests make their
+# certificates with it), from Debian's packages when missing.
 system:
 	@missing=""; \
-	for tool in cc c++ cmake make; do command -v $$tool >/dev/null || missing=1; done; \
+	for tool in cc c++ cmake make openssl; do command -v $$tool >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
-		apt-get update && apt-get install -y --no-install-recommends build-essential cmake; \
+		apt-get update && apt-get install -y --no-install-recommends build-essential cmake openssl; \
 	fi
 
 # The development environment. pip's wheel cache makes the llama.cpp build a one-time cost.

@@ -47,7 +47,7 @@ def busy_port() -> Iterator[int]:
 def test_a_busy_port_names_the_os_reason(busy_port: int) -> None:
     result = run_cli("serve", env={"LLMROUTER_SERVER__PORT": str(busy_port)})
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == (
         f"llmrouter: cannot listen on 127.0.0.1:{busy_port}: address already in use; "
         f"{BUSY_REMEDY}\n"
@@ -64,7 +64,7 @@ def test_a_port_taken_after_the_check_still_names_the_os_reason(busy_port: int) 
         timeout=100,
     )
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     # grpcio's own log line about the failed bind may come first.
     assert result.stderr.splitlines()[-1] == (
@@ -76,7 +76,7 @@ def test_a_host_of_another_machine_is_named() -> None:
     # 192.0.2.0/24 is TEST-NET-1, never assigned to a host.
     result = run_cli("serve", env={"LLMROUTER_SERVER__HOST": "192.0.2.1"})
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == (
         "llmrouter: cannot listen on 192.0.2.1:50051: cannot assign requested address; "
         "the host is not an address of this machine; set server.host or LLMROUTER_SERVER__HOST\n"

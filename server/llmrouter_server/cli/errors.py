@@ -8,7 +8,7 @@ and one of the exit statuses below::
     │   └── HandshakeFailed       the TLS handshake failed: trust, name, plaintext, client cert
     ├── ServerRefused         the server answered the call with an error status
     │   └── CredentialsRefused    UNAUTHENTICATED or PERMISSION_DENIED
-    ├── CannotListen          ``serve`` could not bind its address
+    ├── CannotListen          ``serve`` could not bind its address (exit 2)
     └── UsageError            a bad option, address, credential file or configuration (exit 2)
 
 ``ConfigError`` from the configuration loader is reported as a ``UsageError``.
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 """The command did what it was asked (``health``: the service is SERVING)."""
 EXIT_FAILURE = 1
-"""A runtime failure: unreachable, an error status, not SERVING, cannot listen."""
+"""A runtime failure: unreachable, an error status, not SERVING."""
 EXIT_USAGE = 2
-"""A bad option, address or configuration."""
+"""A bad option, address or configuration (a port that cannot be bound included)."""
 EXIT_INTERRUPTED = 130
 """Interrupted by Ctrl-C (128 + SIGINT)."""
 
@@ -83,7 +83,13 @@ class CredentialsRefused(ServerRefused):
 
 
 class CannotListen(CliError):
-    """``serve`` could not bind its host and port."""
+    """``serve`` could not bind its host and port: a configuration that cannot work.
+
+    It exits 2 like any other configuration error, since the fix is in
+    ``server.host`` / ``server.port``.
+    """
+
+    exit_status = EXIT_USAGE
 
 
 class UsageError(CliError):
