@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
-	breaking release-contract lint format bench clean dist
+	breaking release-contract lint format bench fuzz clean dist
 
 serve: install
 	$(VENV)/bin/llmrouter serve
@@ -148,6 +148,13 @@ format: install tools
 
 bench: install
 	$(PY) bench/embedded.py
+
+# The input fuzzing of tests/security/test_fuzz.py with more cases than `make test` runs;
+# its counts, status codes and memory go to .tools/fuzz-report.json.
+FUZZ_EXAMPLES ?= 2000
+
+fuzz: install
+	LLMROUTER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -s tests/security/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) dist

@@ -74,7 +74,10 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
             "backends: {x: {kind: embedded, instances: 0}}\n",
             "backends.x.instances: Input should be greater than 0",
         ),
-        ("backends: {x: {kind: grpc}}\n", "backends.x: Input tag 'grpc' found using"),
+        (
+            "backends: {x: {kind: grpc}}\n",
+            "backends.x.kind: unknown kind 'grpc' (embedded, openai, anthropic)",
+        ),
         (
             "routes: {r: {targets: [{backend: nope, model: m}]}}\n",
             "routes.r.targets.0.backend: unknown backend 'nope'",
@@ -93,6 +96,92 @@ def test_bad_file_names_the_key(tmp_path: Path, text: str, message: str) -> None
 
     assert message in str(caught.value)
     assert str(caught.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            """server: {port: 6000}
+routes:
+  fast: {targets: [{backend: embedded, model: smollm2-135m-instruct}]}
+  slow: {targets: [{backend: embedded, model: smollm2-135m-instruct}]}
+default_route: fast
+limits:
+  max_tokens_cap: 100
+routes:
+  fast: {targets: [{backend: embedded, model: smollm2-135m-instruct}]}
+""",
+            "duplicate key routes (lines 2 and 8)",
+        ),
+        (
+            """routes:
+  fast:
+    targets: [{backend: embedded, model: smollm2-135m-instruct}]
+  slow:
+    targets: [{backend: embedded, model: smollm2-135m-instruct}]
+  fast:
+    targets: [{backend: embedded, model: smollm2-135m-instruct}]
+""",
+            "duplicate key routes.fast (lines 2 and 6)",
+        ),
+        (
+            """routes:
+  fast:
+    targets:
+      - backend: embedded
+        model: smollm2-135m-instruct
+        backend: other
+""",
+            "duplicate key routes.fast.targets.0.backend (lines 4 and 6)",
+        ),
+        ("server: {port: 1, port: 2}\n", "duplicate key server.port (lines 1 and 1)"),
+    ],
+    ids=["top level", "a route", "in a list", "flow style"],
+)
+def test_a_key_given_twice_stops_start_up_naming_it(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_anchors_aliases_and_overridden_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        """backends:
+  a: &http {kind: openai, base_url: "http://a:1/v1", api_key_env: null}
+  b: {<<: *http, base_url: "http://b:1/v1"}
+  c: *http
+routes: {r: {targets: [{backend: a, model: m}]}}
+default_route: r
+"""
+    )
+
+    backends = load_config(path).backends
+
+    assert [backend.base_url for backend in backends.values()] == [  # type: ignore[union-attr]
+        "http://a:1/v1", "http://b:1/v1", "http://a:1/v1"
+    ]  # fmt: skip
+
+
+def test_an_unknown_backend_kind_from_the_environment_names_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLMROUTER_BACKENDS__EMBEDDED__KIND", "grpc")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+
+    assert str(caught.value) == (
+        "invalid configuration: backends.embedded.kind: unknown kind 'grpc' "
+        "(embedded, openai, anthropic)"
+    )
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

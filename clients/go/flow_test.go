@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +188,32 @@ func mustGenerate(ctx context.Context, t *testing.T, client *llmrouter.Client, s
 		t.Fatal(err)
 	}
 	return generation
+}
+
+func TestASteeringRequestTheServerCannotApplyIsReportedAndTheCallGoesOn(t *testing.T) {
+	ctx, client := setup(t)
+	want := referenceText(ctx, t, client, greedy(prompt, 8))
+	generation, err := client.Generate(ctx, credit(greedy(prompt, 8), 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := []*llmrouterv1.StreamEvent{recv(t, generation), recv(t, generation)}
+
+	if err := generation.Resume(); err != nil { // not paused: refused, nothing changes
+		t.Fatal(err)
+	}
+	if err := generation.Grant(1000); err != nil {
+		t.Fatal(err)
+	}
+	events = append(events, collect(t, generation)...)
+
+	assertConsecutive(t, events, 0)
+	rejected := generation.Rejected()
+	if len(rejected) != 1 || rejected[0].Code != codes.FailedPrecondition ||
+		!strings.Contains(rejected[0].Message, "not paused") {
+		t.Fatalf("rejected = %v, want one FAILED_PRECONDITION naming 'not paused'", rejected)
+	}
+	if text, _, err := generation.Wait(); err != nil || text != want {
+		t.Fatalf("text %q, %v; want %q", text, err, want)
+	}
 }

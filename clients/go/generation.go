@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 
@@ -43,6 +44,7 @@ type Generation struct {
 	attaching   bool // the call is a re-attach that has not delivered anything yet
 	text        strings.Builder
 	completed   *llmrouterv1.Completed
+	rejected    []*Error
 	onCompleted func(text string, completed *llmrouterv1.Completed)
 }
 
@@ -107,6 +109,10 @@ func (g *Generation) Recv() (*llmrouterv1.StreamEvent, error) {
 			}
 			continue
 		}
+		if rejected := response.GetRejected(); rejected != nil {
+			g.rejected = append(g.rejected, commandError(rejected))
+			continue
+		}
 		g.attaching = false
 		event := response.GetEvent()
 		if g.cursor.accept(event) {
@@ -115,6 +121,13 @@ func (g *Generation) Recv() (*llmrouterv1.StreamEvent, error) {
 			return event, nil
 		}
 	}
+}
+
+// Rejected returns the steering requests the server could not apply (a resume
+// when not paused, credits in AUTO flow), oldest first; the call went on after
+// each. Like Recv, it belongs to the reading goroutine.
+func (g *Generation) Rejected() []*Error {
+	return slices.Clone(g.rejected)
 }
 
 // Events iterates over the remaining events; it stops after the last event or

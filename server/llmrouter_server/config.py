@@ -155,6 +155,9 @@ class IdentityLimits(_Section):
     """The fraction of a backend's queue this identity's requests may fill."""
     on_limit: OnLimit = OnLimit.REJECT
     """``reject`` or ``queue`` when a limit is reached."""
+    max_queued: int = Field(64, gt=0)
+    """``on_limit: queue``: requests waiting for this identity's limits at once; more
+    get RESOURCE_EXHAUSTED."""
 
 
 class Role(StrEnum):
@@ -480,13 +483,61 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(where + _describe(exc)) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping in the file gives the same key twice."""
+
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(f"duplicate key {key} (lines {first} and {second})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    The plain loader keeps the last value, so a second ``routes.fast`` further
+    down the file would replace the first without a word.
+    """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Checks every mapping's keys, then builds the document."""
+        _check_keys(node)
+        return super().construct_document(node)
+
+
+def _check_keys(root: yaml.Node) -> None:
+    """Raises ``_DuplicateKey`` for a mapping that repeats a key (merge keys aside)."""
+    seen: set[int] = set()  # anchored nodes may recur, and an alias may point at an ancestor
+    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    while pending:
+        node, path = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            pending += [(item, f"{path}{index}.") for index, item in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    pending.append((value, path))
+                    continue
+                line = key.start_mark.line + 1
+                if key.value in lines:
+                    raise _DuplicateKey(f"{path}{key.value}", lines[key.value], line)
+                lines[key.value] = line
+                pending.append((value, f"{path}{key.value}."))
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: it nests too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -498,6 +549,11 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         key = _key(error["loc"])
+        if error["type"] == "union_tag_invalid" and key.startswith("backends."):
+            # The discriminator's wording names a Python function; say what the file can fix.
+            tag = error.get("ctx", {}).get("tag")
+            problems.append(f"{key}.kind: unknown kind {tag!r} ({', '.join(BACKEND_KINDS)})")
+            continue
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{key}: {message}" if key else message)
     return "invalid configuration: " + "; ".join(problems)

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
@@ -156,20 +157,24 @@ async def test_invalid_argument_carries_a_bad_request_field_violation(served: Se
     assert error_info(caught.value).metadata["field"] == "start.sampling.max_tokens"
 
 
-async def test_second_start_fails_the_call_with_failed_precondition(served: Served) -> None:
+async def test_second_start_is_rejected_in_band_and_the_call_goes_on(served: Served) -> None:
     call = served.stub.Generate()
     await call.write(start(sampling={"max_tokens": 200}))
     first = await call.read()
     await call.write(start())
+    while not (response := await call.read()).HasField("rejected"):
+        assert response.event.WhichOneof("kind") != "completed"
+    await call.write(cancel())
+    events = await read_events(call)
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await read_events(call)
-
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "GenerateRequest.start" in caught.value.details()
-    info = error_info(caught.value)
+    rejected = response.rejected
+    assert rejected.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert rejected.message == "GenerateRequest.start: this call's generation has already started"
+    info = error_details_pb2.ErrorInfo()
+    assert any(detail.Unpack(info) for detail in rejected.details)
     assert info.metadata["stream_id"] == first.event.stream_id
     assert int(info.metadata["offset"]) > 0
+    assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
     await _still_serves(served)
 
 

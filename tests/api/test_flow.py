@@ -189,33 +189,36 @@ async def test_replay_of_a_finished_generation_equals_the_live_events(served: Se
     assert text(replayed).strip()
 
 
-async def test_resume_when_not_paused_ends_the_call_with_failed_precondition(
+async def test_resume_when_not_paused_is_rejected_in_band_and_the_call_goes_on(
     served: Served,
 ) -> None:
     call = served.stub.Generate()
     await call.write(start(STORY, sampling={"max_tokens": 200}))
     await read_events(call, limit=1)
     await call.write(svc_pb.GenerateRequest(resume={}))
+    while not (response := await call.read()).HasField("rejected"):
+        assert response.event.WhichOneof("kind") != "completed"
+    await call.write(svc_pb.GenerateRequest(cancel={}))
+    events = await read_events(call)
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await read_events(call)
-
-    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "is not paused (it is running)" in caught.value.details()
+    assert response.rejected.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert "is not paused (it is running)" in response.rejected.message
+    assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
 
 
-async def test_zero_credits_is_invalid_argument(served: Served) -> None:
+async def test_zero_credits_are_rejected_in_band_and_the_call_goes_on(served: Served) -> None:
     call = served.stub.Generate()
     flow = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
     await call.write(start(STORY, flow=flow, sampling={"max_tokens": 200}))
     await read_events(call, limit=1)
     await call.write(svc_pb.GenerateRequest(grant={"credits": 0}))
+    rejected = (await call.read()).rejected  # no credit left: nothing else can come first
+    await call.write(svc_pb.GenerateRequest(cancel={}))
+    events = await read_events(call)
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await read_events(call)
-
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.details() == "grant.credits: must be positive"
+    assert rejected.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert rejected.message == "grant.credits: must be positive"
+    assert events[-1].completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
 
 
 async def test_a_paused_generation_gives_its_instance_back_and_continues_later() -> None:

@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
-from llmrouter_server.streams.request import MAX_SCHEMA_BYTES
+from llmrouter_server.config import LimitsConfig
 from tests.helpers import (
     Served,
     cancel,
@@ -26,6 +26,9 @@ from tests.helpers import (
     start,
     text,
 )
+
+MAX_SCHEMA_BYTES = LimitsConfig().max_schema_bytes
+"""The default ``limits.max_schema_bytes``."""
 
 PERSON = json.dumps(
     {

@@ -84,3 +84,23 @@ async def test_attach_to_an_unknown_stream_raises_not_found(client: Client) -> N
     assert raised.value.code == grpc.StatusCode.NOT_FOUND
     assert raised.value.reason == "NOT_FOUND"
     assert raised.value.stream_id == "no-such-stream"
+
+
+async def test_a_steering_request_the_server_cannot_apply_is_reported_and_the_call_goes_on(
+    client: Client,
+) -> None:
+    want = await reference_text(client, 8)
+    generation = client.generate(PROMPT, sampling=greedy(8), flow=credit(2))
+    events_iter = aiter(generation)
+    events = await take(events_iter, 2)
+
+    await generation.resume()  # not paused: refused, nothing changes
+    await generation.grant(1000)
+    events += await rest(events_iter)
+
+    assert [(error.code, error.field) for error in generation.rejected] == [
+        (grpc.StatusCode.FAILED_PRECONDITION, "")
+    ]
+    assert "not paused" in str(generation.rejected[0])
+    assert offsets(events) == list(range(len(events)))
+    assert generation.text == want

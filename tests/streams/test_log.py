@@ -154,3 +154,36 @@ async def test_fail_ends_one_reader_only() -> None:
     with pytest.raises(FailedPrecondition):
         await waiting
     assert (await other.next()) is not None
+
+
+async def test_a_block_cursor_holding_past_its_max_hold_is_disconnected() -> None:
+    log = ReplayLog("s", retain_bytes=1_000_000)
+    owner = log.cursor(0, WINDOW)
+    holder = log.cursor(0, WINDOW, credits=0, max_hold=0.05)
+    _fill(log, 5)
+    for _ in range(3):
+        await owner.next()  # the owner is back at its low-water mark: only the holder holds
+
+    async with asyncio.timeout(5):
+        await log.wait_room()
+
+    with pytest.raises(ResourceExhausted, match=r"more than limits\.max_hold_seconds \(0\.05 s\)"):
+        await holder.next()
+    assert (log.cursors, log.blocked()) == (1, False)
+
+
+async def test_a_cursor_without_max_hold_is_waited_for_after_a_holder_is_disconnected() -> None:
+    log = ReplayLog("s", retain_bytes=1_000_000)
+    owner = log.cursor(0, WINDOW)
+    holder = log.cursor(0, WINDOW, credits=0, max_hold=0.05)
+    _fill(log, 5)
+    room = asyncio.create_task(log.wait_room())
+
+    with pytest.raises(ResourceExhausted):
+        async with asyncio.timeout(5):
+            await holder.next()  # woken by its disconnection
+    assert not room.done()  # the owner still holds the producer
+    for _ in range(3):
+        await owner.next()
+    async with asyncio.timeout(5):
+        await room

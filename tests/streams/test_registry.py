@@ -71,7 +71,7 @@ async def test_oldest_finished_generations_go_first_over_the_byte_budget(
     router: Router, clock: Clock
 ) -> None:
     first = await _finished(router, StreamRegistry(60, 10**9, clock), "probe")
-    budget = first.log.retained_bytes * 2
+    budget = first.retained_bytes * 2
     registry = StreamRegistry(retain_seconds=60, retain_total_bytes=budget, clock=clock)
 
     for name in ("a", "b", "c"):
@@ -86,3 +86,18 @@ async def test_a_retained_stream_id_cannot_be_reused(router: Router, clock: Cloc
 
     with pytest.raises(AlreadyExists):
         await _finished(router, registry, "a")
+
+
+async def test_the_retained_total_counts_each_kept_generation_once(
+    router: Router, clock: Clock
+) -> None:
+    registry = StreamRegistry(retain_seconds=60, retain_total_bytes=10**9, clock=clock)
+    kept = [await _finished(router, registry, name) for name in ("a", "b", "c")]
+    for generation in kept:
+        generation.finished_at = clock.now
+
+    assert registry.retained_bytes == sum(g.retained_bytes for g in kept)
+    assert kept[0].retained_bytes > kept[0].log.retained_bytes  # the request and objects count
+    clock.now += 61
+    registry.prune()
+    assert registry.retained_bytes == 0

@@ -67,6 +67,7 @@ export class Generation implements AsyncIterable<StreamEvent> {
   #streamId: string;
   #text = "";
   #completed: Completed | undefined;
+  readonly #rejected: RouterError[] = [];
   /** Called with the whole text when the completed event arrives. */
   onCompleted: ((result: GenerationResult) => void) | undefined;
 
@@ -93,6 +94,14 @@ export class Generation implements AsyncIterable<StreamEvent> {
   /** The completed event, once it has arrived. */
   get completed(): Completed | undefined {
     return this.#completed;
+  }
+
+  /**
+   * Steering requests the server could not apply (a `resume` when not paused,
+   * credits in AUTO flow), oldest first; the call went on after each.
+   */
+  get rejected(): readonly RouterError[] {
+    return [...this.#rejected];
   }
 
   [Symbol.asyncIterator](): AsyncIterator<StreamEvent, void> {
@@ -202,6 +211,10 @@ export class Generation implements AsyncIterable<StreamEvent> {
 
   async *#call(): AsyncGenerator<StreamEvent, void> {
     for await (const response of this.#rpc.generate(this.#requests, { signal: this.#abort.signal })) {
+      if (response.rejected !== undefined) {
+        this.#rejected.push(RouterError.fromCommandError(response.rejected));
+        continue;
+      }
       this.#attaching = false;
       const event = response.event;
       if (event !== undefined && this.#cursor.accept(event)) {

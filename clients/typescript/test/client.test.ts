@@ -180,6 +180,25 @@ describe("flow", () => {
     assert.equal(generation.completed?.usage?.completionTokens, 32);
   });
 
+  it("reports a steering request the server cannot apply and goes on", async () => {
+    const want = await referenceText(client, greedy(8));
+    const generation = client.generate(greedy(8, { flow: credit(2) }));
+    const reader = new Reader(generation);
+    const events = [await reader.next(), await reader.next()];
+
+    generation.resume(); // not paused: refused, nothing changes
+    generation.grant(1000);
+    events.push(...(await reader.rest()));
+
+    assert.deepEqual(
+      generation.rejected.map((error) => error.code),
+      [Code.FailedPrecondition],
+    );
+    assert.match(generation.rejected[0]?.message ?? "", /not paused/);
+    assert.deepEqual(offsets(events), consecutive(events.length));
+    assert.equal(generation.text, want);
+  });
+
   it("never sends more events than granted", async () => {
     const generation = client.generate(greedy(16, { flow: credit(2) }));
     const reader = new Reader(generation);

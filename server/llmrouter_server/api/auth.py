@@ -7,8 +7,8 @@ it ends UNAUTHENTICATED before the servicer runs. The principal is put in a
 context variable of the call's task; the servicer reads it with ``caller()``
 and hands it to the domain, which never sees metadata.
 
-Without an ``auth`` section no interceptor is installed and every caller is
-``OPEN`` (one tenant, sees everything), as the servicer is told.
+Without an ``auth`` section this interceptor is not installed and every
+caller is ``OPEN`` (one tenant, sees everything), as the servicer is told.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from llmrouter_server.api.decoding import DecodingInterceptor
 from llmrouter_server.api.status import Context, abort
 from llmrouter_server.auth.keys import Authenticator
 from llmrouter_server.auth.principal import OPEN, Principal
@@ -51,10 +52,16 @@ def caller(open_access: bool) -> Principal:
 
 
 def interceptors(config: Config) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-    """The server's interceptors for this configuration."""
+    """The server's interceptors for this configuration, outermost first.
+
+    Request parsing (``decoding``) is always on, inside authentication: a
+    caller is identified before anything it sent is looked at.
+    """
+    decoding: grpc.aio.ServerInterceptor[Any, Any] = DecodingInterceptor()
     if config.auth is None:
-        return []
-    return [AuthInterceptor(Authenticator(config.auth), frozenset(config.auth.public_services))]
+        return [decoding]
+    public = frozenset(config.auth.public_services)
+    return [AuthInterceptor(Authenticator(config.auth), public), decoding]
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] # generic in the stubs only

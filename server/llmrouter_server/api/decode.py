@@ -1,12 +1,17 @@
 """Translates request messages into domain requests.
 
-Enum values this server does not know are refused with INVALID_ARGUMENT
-naming the field; the domain validates the rest (``streams/request.py``).
+Every enum goes through a table of the values this server knows. Proto3
+enums are open: a value the client's contract has and ours does not (or any
+number at all) survives parsing, so an unknown value is refused here with
+INVALID_ARGUMENT naming the field; an unset (zero) value means the field's
+default. The domain validates the rest (``streams/request.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from llmrouter.v1 import generation_pb2 as gen_pb
 from llmrouter.v1 import operations_pb2 as ops_pb
@@ -20,31 +25,112 @@ from llmrouter_server.streams.log import SlowPolicy
 from llmrouter_server.streams.request import Flow, GenerationRequest, StreamOptions
 from llmrouter_server.values import Message, MidStreamAction, Role, Sampling
 
-_POLICIES = {
-    ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK: SlowPolicy.BLOCK,
-    ops_pb.SLOW_SUBSCRIBER_POLICY_SKIP: SlowPolicy.SKIP,
-    ops_pb.SLOW_SUBSCRIBER_POLICY_DISCONNECT: SlowPolicy.DISCONNECT,
-}
+_T = TypeVar("_T")
 
-_ACTIONS = {
-    gen_pb.MID_STREAM_ACTION_CONTINUE: MidStreamAction.CONTINUE,
-    gen_pb.MID_STREAM_ACTION_RESTART: MidStreamAction.RESTART,
-    gen_pb.MID_STREAM_ACTION_FAIL: MidStreamAction.FAIL,
-}
 
-_MODES = {
-    gen_pb.COALESCE_MODE_UNSPECIFIED: CoalesceMode.TOKEN,
-    gen_pb.COALESCE_MODE_TOKEN: CoalesceMode.TOKEN,
-    gen_pb.COALESCE_MODE_SIZE: CoalesceMode.SIZE,
-    gen_pb.COALESCE_MODE_TIME: CoalesceMode.TIME,
-    gen_pb.COALESCE_MODE_ADAPTIVE: CoalesceMode.ADAPTIVE,
-}
+@dataclass(frozen=True, slots=True)
+class _Enum(Generic[_T]):
+    """The domain value of each value of one contract enum that this server knows."""
 
-_ROLES = {
-    gen_pb.CHAT_ROLE_SYSTEM: Role.SYSTEM,
-    gen_pb.CHAT_ROLE_USER: Role.USER,
-    gen_pb.CHAT_ROLE_ASSISTANT: Role.ASSISTANT,
-}
+    values: Mapping[int, _T]
+    """Contract values to domain values; a zero key gives the unset field's meaning."""
+    name: Callable[[int], str]
+    """The contract's name of a value (the enum wrapper's ``Name``)."""
+
+    def __call__(self, value: int, field: str) -> _T:
+        """The domain value of ``value``.
+
+        Raises:
+            InvalidArgument: ``value`` is not one this server knows; names ``field``.
+        """
+        try:
+            return self.values[value]
+        except KeyError:
+            known = ", ".join(self.name(known) for known in self.values if known)
+            raise InvalidArgument(field, f"unknown value {value} (expected {known})") from None
+
+
+_ROLES: _Enum[Role | None] = _Enum(
+    {
+        gen_pb.CHAT_ROLE_UNSPECIFIED: None,  # refused by validation, which says what to set
+        gen_pb.CHAT_ROLE_SYSTEM: Role.SYSTEM,
+        gen_pb.CHAT_ROLE_USER: Role.USER,
+        gen_pb.CHAT_ROLE_ASSISTANT: Role.ASSISTANT,
+    },
+    gen_pb.ChatRole.Name,
+)
+
+_JSON_OUTPUT = _Enum(
+    {
+        gen_pb.OUTPUT_FORMAT_UNSPECIFIED: False,
+        gen_pb.OUTPUT_FORMAT_TEXT: False,
+        gen_pb.OUTPUT_FORMAT_JSON: True,
+    },
+    gen_pb.OutputFormat.Name,
+)
+
+_DETACH = _Enum(
+    {
+        gen_pb.DISCONNECT_ACTION_UNSPECIFIED: False,
+        gen_pb.DISCONNECT_ACTION_CANCEL: False,
+        gen_pb.DISCONNECT_ACTION_DETACH: True,
+    },
+    gen_pb.DisconnectAction.Name,
+)
+
+_CREDIT_FLOW = _Enum(
+    {
+        gen_pb.FLOW_MODE_UNSPECIFIED: False,
+        gen_pb.FLOW_MODE_AUTO: False,
+        gen_pb.FLOW_MODE_CREDIT: True,
+    },
+    gen_pb.FlowMode.Name,
+)
+
+_MODES = _Enum(
+    {
+        gen_pb.COALESCE_MODE_UNSPECIFIED: CoalesceMode.TOKEN,
+        gen_pb.COALESCE_MODE_TOKEN: CoalesceMode.TOKEN,
+        gen_pb.COALESCE_MODE_SIZE: CoalesceMode.SIZE,
+        gen_pb.COALESCE_MODE_TIME: CoalesceMode.TIME,
+        gen_pb.COALESCE_MODE_ADAPTIVE: CoalesceMode.ADAPTIVE,
+    },
+    gen_pb.CoalesceMode.Name,
+)
+
+
+def _unset_is_none(values: Iterable[tuple[int, _T]]) -> dict[int, _T | None]:
+    """A table of ``values`` whose unset (zero) value means None."""
+    table: dict[int, _T | None] = {0: None}
+    table.update(values)
+    return table
+
+
+_POLICIES = _Enum(_unset_is_none(POLICIES_BY_VALUE.items()), gen_pb.RoutePolicy.Name)
+"""None (unset) keeps the route's policy."""
+
+_ACTIONS: _Enum[MidStreamAction | None] = _Enum(
+    {
+        gen_pb.MID_STREAM_ACTION_UNSPECIFIED: None,  # keeps the route's
+        gen_pb.MID_STREAM_ACTION_CONTINUE: MidStreamAction.CONTINUE,
+        gen_pb.MID_STREAM_ACTION_RESTART: MidStreamAction.RESTART,
+        gen_pb.MID_STREAM_ACTION_FAIL: MidStreamAction.FAIL,
+    },
+    gen_pb.MidStreamAction.Name,
+)
+
+_SLOW_POLICIES = _Enum(
+    {
+        ops_pb.SLOW_SUBSCRIBER_POLICY_UNSPECIFIED: SlowPolicy.BLOCK,
+        ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK: SlowPolicy.BLOCK,
+        ops_pb.SLOW_SUBSCRIBER_POLICY_SKIP: SlowPolicy.SKIP,
+        ops_pb.SLOW_SUBSCRIBER_POLICY_DISCONNECT: SlowPolicy.DISCONNECT,
+    },
+    ops_pb.SlowSubscriberPolicy.Name,
+)
+
+_STATES = _Enum(_unset_is_none(STATES_BY_VALUE.items()), ops_pb.StreamState.Name)
+"""None (unset) is ignored in a state filter."""
 
 
 def start_request(
@@ -55,16 +141,19 @@ def start_request(
     Args:
         start: The message.
         deadline: The call's deadline on the ``time.monotonic`` clock, if any.
+
+    Raises:
+        InvalidArgument: An enum field has a value this server does not know.
     """
     options = start.stream_options
     return GenerationRequest(
         prompt=start.prompt,
-        messages=tuple(Message(_ROLES.get(m.role), m.content) for m in start.messages),
+        messages=tuple(_message(m, f"start.messages[{i}]") for i, m in enumerate(start.messages)),
         stream_id=start.stream_id,
         model=start.model,
         sampling=_sampling(start.sampling),
         stop=tuple(start.stop),
-        json_output=start.response_format.format == gen_pb.OUTPUT_FORMAT_JSON,
+        json_output=_JSON_OUTPUT(start.response_format.format, "start.response_format.format"),
         json_schema=start.response_format.json_schema,
         options=StreamOptions(
             include_progress=options.include_progress,
@@ -73,8 +162,8 @@ def start_request(
             coalescing=coalescing(options.coalescing),
         ),
         labels=tuple(sorted(start.labels.items())),
-        flow=flow(start.flow),
-        detach=start.on_disconnect.action == gen_pb.DISCONNECT_ACTION_DETACH,
+        flow=flow(start.flow, "start.flow"),
+        detach=_DETACH(start.on_disconnect.action, "start.on_disconnect.action"),
         detach_seconds=_seconds(start.on_disconnect, "detach_ttl"),
         routing=overrides(start.routing),
         deadline=deadline,
@@ -83,48 +172,56 @@ def start_request(
 
 def overrides(routing: gen_pb.RoutingOverrides) -> Overrides:
     """The domain overrides of a ``RoutingOverrides`` message (unset fields keep the route's)."""
-    policy = routing.policy
-    if policy and policy not in POLICIES_BY_VALUE:
-        raise InvalidArgument("start.routing.policy", f"unknown policy value {policy}")
-    action = routing.on_mid_stream_failure
-    if action and action not in _ACTIONS:
-        raise InvalidArgument("start.routing.on_mid_stream_failure", f"unknown value {action}")
     return Overrides(
-        policy=POLICIES_BY_VALUE.get(policy),
+        policy=_POLICIES(routing.policy, "start.routing.policy"),
         first_token_timeout=_seconds(routing, "first_token_timeout"),
         idle_timeout=_seconds(routing, "idle_timeout"),
         max_attempts=routing.max_attempts or None,
-        on_mid_stream_failure=_ACTIONS.get(action),
+        on_mid_stream_failure=_ACTIONS(
+            routing.on_mid_stream_failure, "start.routing.on_mid_stream_failure"
+        ),
         race_after=_seconds(routing, "race_after"),
     )
 
 
 def coalescing(message: gen_pb.Coalescing) -> Coalescing:
     """The domain policy of a ``Coalescing`` message (ranges are checked by ``validate``)."""
-    mode = _MODES.get(message.mode)
-    if mode is None:
-        raise InvalidArgument(
-            "start.stream_options.coalescing.mode", f"unknown mode value {message.mode}"
-        )
+    mode = _MODES(message.mode, "start.stream_options.coalescing.mode")
     interval = message.interval.ToNanoseconds() / 1e9 if message.HasField("interval") else None
     return Coalescing(mode=mode, max_chars=message.max_chars, interval=interval)
 
 
-def flow(message: gen_pb.FlowControl) -> Flow:
-    """The domain flow settings of a ``FlowControl`` message."""
+def flow(message: gen_pb.FlowControl, field: str) -> Flow:
+    """The domain flow settings of a ``FlowControl`` message (AUTO when unset).
+
+    Args:
+        message: The message.
+        field: Its path in the request, e.g. ``start.flow``.
+    """
     return Flow(
-        credit=message.mode == gen_pb.FLOW_MODE_CREDIT, initial_credits=message.initial_credits
+        credit=_CREDIT_FLOW(message.mode, f"{field}.mode"),
+        initial_credits=message.initial_credits,
     )
 
 
-def states(values: Iterable[ops_pb.StreamState]) -> list[StreamState]:
-    """The domain states of a request's state filter (unset values ignored)."""
-    return [STATES_BY_VALUE[value] for value in values if value]
+def states(values: Iterable[ops_pb.StreamState], field: str) -> list[StreamState]:
+    """The domain states of a request's state filter (unset values ignored).
+
+    Args:
+        values: The filter's values.
+        field: Its path, e.g. ``ListStreamsRequest.states``.
+    """
+    decoded = (_STATES(value, field) for value in values)
+    return [state for state in decoded if state is not None]
 
 
-def slow_policy(value: ops_pb.SlowSubscriberPolicy) -> SlowPolicy:
+def slow_policy(value: ops_pb.SlowSubscriberPolicy, field: str) -> SlowPolicy:
     """The domain policy of a ``SlowSubscriberPolicy`` value (BLOCK when unset)."""
-    return _POLICIES.get(value, SlowPolicy.BLOCK)
+    return _SLOW_POLICIES(value, field)
+
+
+def _message(message: gen_pb.ChatMessage, field: str) -> Message:
+    return Message(_ROLES(message.role, f"{field}.role"), message.content)
 
 
 def _seconds(message: gen_pb.DisconnectPolicy | gen_pb.RoutingOverrides, name: str) -> float | None:

@@ -4,6 +4,9 @@ The streaming RPCs live in their own modules (``generate``, ``control``,
 ``subscribe``); their methods here are async generators because grpc.aio
 decides how to drive a handler from the method itself. The unary lookups are
 here.
+
+Requests arrive parsed by the decoding interceptor (``decoding``): a message
+whose bytes did not parse is an ``Undecodable``, answered INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from llmrouter.v1 import service_pb2_grpc as svc_grpc
 from llmrouter_server.api import decode, encode
 from llmrouter_server.api.auth import caller
 from llmrouter_server.api.control import control
+from llmrouter_server.api.decoding import Undecodable, decoded
 from llmrouter_server.api.generate import generate
 from llmrouter_server.api.status import Context, abort
 from llmrouter_server.api.subscribe import subscribe
@@ -42,7 +46,9 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         return caller(self._open)
 
     async def Generate(  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.GenerateRequest], context: Context
+        self,
+        request_iterator: AsyncIterator[svc_pb.GenerateRequest | Undecodable],
+        context: Context,
     ) -> AsyncIterator[svc_pb.GenerateResponse]:
         """Starts (or re-attaches to) a generation and streams its events."""
         principal = self._caller()
@@ -50,36 +56,52 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
             yield response
 
     async def Control(  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.ControlRequest], context: Context
+        self,
+        request_iterator: AsyncIterator[svc_pb.ControlRequest | Undecodable],
+        context: Context,
     ) -> AsyncIterator[svc_pb.ControlResponse]:
         """Runs operator commands and pushes watched state changes."""
-        async for response in control(self._generations, self._caller(), request_iterator):
-            yield response
+        try:
+            async for response in control(self._generations, self._caller(), request_iterator):
+                yield response
+        except RouterError as error:
+            await abort(context, error)
 
     async def Subscribe(  # noqa: N802 - the RPC's name
-        self, request_iterator: AsyncIterator[svc_pb.SubscribeRequest], context: Context
+        self,
+        request_iterator: AsyncIterator[svc_pb.SubscribeRequest | Undecodable],
+        context: Context,
     ) -> AsyncIterator[svc_pb.SubscribeResponse]:
         """Follows generations by id, replay then live."""
-        async for response in subscribe(self._generations, self._caller(), request_iterator):
-            yield response
+        try:
+            async for response in subscribe(self._generations, self._caller(), request_iterator):
+                yield response
+        except RouterError as error:
+            await abort(context, error)
 
     async def ListModels(  # noqa: N802 - the RPC's name
-        self, request: svc_pb.ListModelsRequest, context: Context
+        self, request: svc_pb.ListModelsRequest | Undecodable, context: Context
     ) -> svc_pb.ListModelsResponse:
         """Lists the configured routes."""
+        try:
+            decoded(request)
+        except RouterError as error:
+            await abort(context, error)
         router = self._generations.router
         return encode.list_models_response(router.routes(), router.default_route)
 
     async def ListStreams(  # noqa: N802 - the RPC's name
-        self, request: svc_pb.ListStreamsRequest, context: Context
+        self, request: svc_pb.ListStreamsRequest | Undecodable, context: Context
     ) -> svc_pb.ListStreamsResponse:
         """Lists running and retained generations, newest first, a page at a time."""
         try:
-            start = _page_start(request.page_token)
+            query = decoded(request)
+            start = _page_start(query.page_token)
+            states = decode.states(query.states, "ListStreamsRequest.states")
         except RouterError as error:
             await abort(context, error)
-        statuses = self._generations.statuses(self._caller(), decode.states(request.states))
-        size = request.page_size or DEFAULT_PAGE_SIZE
+        statuses = self._generations.statuses(self._caller(), states)
+        size = query.page_size or DEFAULT_PAGE_SIZE
         page = statuses[start : start + size]
         more = start + size < len(statuses)
         return svc_pb.ListStreamsResponse(
@@ -88,12 +110,13 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         )
 
     async def GetStream(  # noqa: N802 - the RPC's name
-        self, request: svc_pb.GetStreamRequest, context: Context
+        self, request: svc_pb.GetStreamRequest | Undecodable, context: Context
     ) -> svc_pb.GetStreamResponse:
         """Describes one generation and returns its recent events."""
-        count = min(request.recent_events, MAX_RECENT_EVENTS)
         try:
-            status, recent = self._generations.describe(self._caller(), request.stream_id, count)
+            query = decoded(request)
+            count = min(query.recent_events, MAX_RECENT_EVENTS)
+            status, recent = self._generations.describe(self._caller(), query.stream_id, count)
         except RouterError as error:
             await abort(context, error)
         return svc_pb.GetStreamResponse(
@@ -102,9 +125,13 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         )
 
     async def GetStats(  # noqa: N802 - the RPC's name
-        self, request: svc_pb.GetStatsRequest, context: Context
+        self, request: svc_pb.GetStatsRequest | Undecodable, context: Context
     ) -> svc_pb.GetStatsResponse:
         """Not implemented yet."""
+        try:
+            decoded(request)
+        except RouterError as error:
+            await abort(context, error)
         await abort(
             context, Unimplemented("llmrouter.v1.RouterService/GetStats is not implemented yet")
         )
@@ -113,6 +140,6 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
 def _page_start(token: str) -> int:
     if not token:
         return 0
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):  # str.isdigit() also takes "²", int() not
         raise InvalidArgument("ListStreamsRequest.page_token", "is not a token this server gave")
     return int(token)

@@ -4,8 +4,11 @@ Each subscription has a cursor and a pump task copying its events onto the
 call's one bounded outgoing queue. A subscription that fails (unknown
 stream, offset out of range, too many subscriptions, fell behind under
 DISCONNECT) ends alone with an ``ended`` item carrying its status; the call
-and the other subscriptions go on. The call ends once the client has
-half-closed and every subscription has ended.
+and the other subscriptions go on. A request that fails before it names a
+subscription (undecodable, no action) gets an ``ended`` item with its error
+and an empty stream id. The call ends once the client has half-closed and
+every subscription has ended; a bug in one of its tasks ends it with
+INTERNAL (``tasks``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api import decode, encode
+from llmrouter_server.api.decoding import Undecodable
+from llmrouter_server.api.tasks import guarded
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import (
     FailedPrecondition,
@@ -30,6 +35,8 @@ from llmrouter_server.streams.log import Cursor
 from llmrouter_server.streams.service import Generations
 
 Item = svc_pb.SubscribeResponse
+Requests = AsyncIterator[svc_pb.SubscribeRequest | Undecodable]
+"""A Subscribe call's request stream, as the decoding interceptor hands it over."""
 
 
 @dataclass(eq=False)
@@ -44,13 +51,17 @@ class _Call:
     def __init__(self, generations: Generations, principal: Principal) -> None:
         self.generations = generations
         self.principal = principal
-        self.out: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=32)
+        self.out: asyncio.Queue[Item | RouterError | None] = asyncio.Queue(maxsize=32)
+        """What the call writes, in order; an error ends it, None ends it well."""
         self.subscriptions: dict[str, _Subscription] = {}
         self.reading = True
 
-    async def read(self, requests: AsyncIterator[svc_pb.SubscribeRequest]) -> None:
+    async def read(self, requests: Requests) -> None:
         async for request in requests:
-            await self.apply(request)
+            if isinstance(request, Undecodable):
+                await self.out.put(_ended("", None, request.error()))
+            else:
+                await self.apply(request)
         self.reading = False
         await self.maybe_end()
 
@@ -79,8 +90,8 @@ class _Call:
             self.principal,
             add.stream_id,
             add.from_offset,
-            decode.slow_policy(add.slow_policy),
-            decode.flow(add.flow),
+            decode.slow_policy(add.slow_policy, "AddSubscription.slow_policy"),
+            decode.flow(add.flow, "AddSubscription.flow"),
         )
         subscription = _Subscription(cursor)
         self.subscriptions[add.stream_id] = subscription
@@ -90,7 +101,9 @@ class _Call:
             state=encode.stream_status_state(generation.state),
         )
         await self.out.put(Item(added=added))
-        subscription.pump = asyncio.create_task(self.pump(add.stream_id, subscription))
+        subscription.pump = guarded(
+            self.pump(add.stream_id, subscription), "Subscribe pump", self.out.put
+        )
 
     def get(self, stream_id: str) -> _Subscription:
         try:
@@ -132,13 +145,19 @@ class _Call:
 async def subscribe(
     generations: Generations,
     principal: Principal,
-    requests: AsyncIterator[svc_pb.SubscribeRequest],
+    requests: Requests,
 ) -> AsyncIterator[Item]:
-    """Serves one Subscribe call."""
+    """Serves one Subscribe call.
+
+    Raises:
+        Internal: A bug in one of the call's tasks (logged with its traceback).
+    """
     call = _Call(generations, principal)
-    reader = asyncio.create_task(call.read(requests))
+    reader = guarded(call.read(requests), "Subscribe request reader", call.out.put)
     try:
         while (item := await call.out.get()) is not None:
+            if isinstance(item, RouterError):
+                raise item
             yield item
     finally:
         reader.cancel()

@@ -50,7 +50,13 @@ class Authenticator:
         self._config = config
         self._clock = clock
         self._certificates = {
-            entry.common_name: Principal(entry.common_name, entry.tenant, entry.role, entry.limits)
+            entry.common_name: Principal(
+                entry.common_name,
+                entry.tenant,
+                entry.role,
+                entry.limits,
+                f"auth.client_certificates[{entry.common_name}]",
+            )
             for entry in config.client_certificates
         }
         self._file_stamp: tuple[int, int] | None = None
@@ -130,5 +136,7 @@ def _index(entries: Iterable[APIKeyConfig], where: str) -> dict[str, Principal]:
         if digest in keys or entry.id in ids:
             raise ConfigError(f"{where}: key {entry.id!r} appears twice (same id or same hash)")
         ids.add(entry.id)
-        keys[digest] = Principal(entry.id, entry.tenant, entry.role, entry.limits)
+        keys[digest] = Principal(
+            entry.id, entry.tenant, entry.role, entry.limits, f"auth.api_keys[{entry.id}]"
+        )
     return keys

@@ -25,6 +25,9 @@ class Principal:
     """``user``: its tenant's generations; ``admin``: every tenant's."""
     limits: IdentityLimits = field(default_factory=IdentityLimits)
     """What this identity may use."""
+    entry: str = field(default="", compare=False)
+    """The configuration entry defining the identity (``auth.api_keys[team-a]``,
+    ``auth.client_certificates[ci-runner]``): errors name a limit by its key."""
 
     @property
     def admin(self) -> bool:
@@ -36,5 +39,8 @@ class Principal:
         return self.admin or tenant == self.tenant
 
 
-OPEN = Principal(identity="anonymous", tenant="", role=Role.ADMIN)
-"""Every caller when the server has no ``auth`` section: one tenant, sees everything."""
+OPEN = Principal(
+    identity="anonymous", tenant="", role=Role.ADMIN, limits=IdentityLimits(queue_share=1.0)
+)
+"""Every caller when the server has no ``auth`` section: one tenant, sees everything,
+and no limit of its own (a backend's queue bound still applies)."""

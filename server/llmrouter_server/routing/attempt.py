@@ -39,6 +39,7 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
     *,
     lane: int = 0,
     stream_id: str = "",
+    checked: bool = True,
 ) -> AsyncGenerator[AttemptItem, None]:
     """Runs attempt ``number`` on ``target``, continuing the transcript's text.
 
@@ -49,14 +50,19 @@ async def attempt(  # noqa: PLR0913 - one attempt needs all of these
     was closed after producing text), or nothing (closed before any text, or
     a refusal of this particular request).
 
+    With ``checked``, the attempt joins the target's queue only within its
+    bound and the plan's share of it (``Slots``); a refusal is not the
+    backend's failure, and its circuit does not hear of it.
+
     Raises:
         BackendError: The attempt failed.
+        ResourceExhausted: ``checked`` and the target's queue has no place for it.
     """
     if not target.health.claim():
         # Another generation's probe decides this half-open circuit first.
         raise BackendError(target.backend.name, "skipped: its circuit is open", retryable=True)
     try:
-        async with aclosing(target.slots.acquire()) as positions:
+        async with aclosing(target.slots.acquire(plan.queue, checked=checked)) as positions:
             async for position in positions:
                 yield Waiting(position)
     except BaseException:

@@ -12,7 +12,7 @@ from llmrouter_server.backends.base import Backend
 from llmrouter_server.config import MAX_TIMEOUT_SECONDS, RouteConfig
 from llmrouter_server.errors import InvalidArgument
 from llmrouter_server.routing.breaker import TargetHealth
-from llmrouter_server.routing.slots import Slots
+from llmrouter_server.routing.slots import ANYONE, QueueClaim, Slots
 from llmrouter_server.values import MidStreamAction, RoutePolicy
 
 
@@ -73,6 +73,8 @@ class Plan:
     """What a failure after text leads to."""
     deadline: float | None = None
     """The caller's deadline (``time.monotonic``); no retry waits past it."""
+    queue: QueueClaim = ANYONE
+    """Whose generation it is: the share of a backend's queue its first attempt may join."""
 
 
 @dataclass(frozen=True, slots=True)

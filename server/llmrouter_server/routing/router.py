@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import replace
 
 from llmrouter_server.backends.base import Backend, BackendRequest
 from llmrouter_server.config import BreakerConfig, Config, TargetConfig
@@ -19,7 +20,7 @@ from llmrouter_server.routing.items import RouteItem
 from llmrouter_server.routing.merge import merge
 from llmrouter_server.routing.route import Overrides, Plan, Route, Target, plan_of, tighten
 from llmrouter_server.routing.runner import Run
-from llmrouter_server.routing.slots import Slots
+from llmrouter_server.routing.slots import QueueClaim, Slots
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.values import RoutePolicy
 
@@ -79,13 +80,26 @@ class Router:
             )
         return route if len(usable) == len(route.targets) else Route(name, usable, route.plan)
 
-    def plan(self, route: Route, overrides: Overrides, deadline: float | None) -> Plan:
+    def plan(
+        self,
+        route: Route,
+        overrides: Overrides,
+        deadline: float | None,
+        queue: QueueClaim | None = None,
+    ) -> Plan:
         """The route's plan tightened by a request's overrides.
+
+        Args:
+            route: The route.
+            overrides: The request's changes to the route's plan.
+            deadline: The caller's deadline (``time.monotonic``).
+            queue: Whose generation it is, for backend queue shares.
 
         Raises:
             InvalidArgument: An override loosens the route, naming the field.
         """
-        return tighten(route.plan, overrides, deadline)
+        plan = tighten(route.plan, overrides, deadline)
+        return plan if queue is None else replace(plan, queue=queue)
 
     def stream(
         self,
@@ -152,6 +166,12 @@ class TargetHealthBook:
         return list(self._health.values())
 
 
+def _max_queued(config: Config, backend: str) -> int | None:
+    """``backends.NAME.max_queued``; None (unbounded) for a backend not in the configuration."""
+    configured = config.backends.get(backend)
+    return None if configured is None else configured.max_queued
+
+
 def _target(
     config: TargetConfig,
     backends: Mapping[str, Backend],
@@ -167,7 +187,10 @@ def _target(
 
 def build_router(config: Config, backends: Mapping[str, Backend]) -> Router:
     """Builds the router of a configuration over already-built backends."""
-    slots = {name: Slots(backend.max_concurrency) for name, backend in backends.items()}
+    slots = {
+        name: Slots(backend.max_concurrency, _max_queued(config, name), name)
+        for name, backend in backends.items()
+    }
     health = TargetHealthBook(config)
     routes = {
         name: Route(

@@ -7,6 +7,13 @@ All within ``max_attempts`` and the caller's deadline. After a failure with
 text already produced, the route's mid-stream action decides: CONTINUE (the
 next attempt continues after the transcript's text), RESTART (the text is
 discarded) or FAIL.
+
+A backend queue with no place for a new generation (``max_queued``, or its
+tenant's ``queue_share``) refuses its first attempt with RESOURCE_EXHAUSTED,
+which ends the run before any text: it is admission, not a backend failure,
+so the circuit does not hear of it, no ``attempt_failed`` is recorded, and
+FALLBACK does not move on to the next target (fallbacks are for failures; an
+overload spilled onto them would take them down too). The caller retries.
 """
 
 from __future__ import annotations
@@ -65,15 +72,24 @@ class Run:
         self.rng = rng or random.Random()  # noqa: S311 - jitter and weights, not secrets
         self.index = 0
         self.number = transcript.attempts
+        self._fresh = not transcript.segments
         self._round = 1
         self._order: list[int] = []
         self._position = 0
 
     def attempt(self, index: int, number: int, lane: int = 0) -> AsyncGenerator[AttemptItem, None]:
-        """Attempt ``number`` on target ``index`` (for the policies built on a run)."""
+        """Attempt ``number`` on target ``index`` (for the policies built on a run).
+
+        Only a new generation's first attempt (each lane's, under MERGE) is
+        held to a backend queue's bound and share: later ones (retries, RACE
+        contenders, continuations) belong to a generation already admitted,
+        which a full queue must not drop mid-answer; they add at most one
+        place per lane of a running generation.
+        """
+        first = number == 1 or self.plan.policy is RoutePolicy.MERGE
         return attempt(
             self.route.targets[index], index, number, self.request, self.plan,
-            self.transcript, lane=lane, stream_id=self.stream_id,
+            self.transcript, lane=lane, stream_id=self.stream_id, checked=self._fresh and first,
         )  # fmt: skip
 
     async def items(self) -> AsyncGenerator[RouteItem, None]:

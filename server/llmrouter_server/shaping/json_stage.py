@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import jiter
+import referencing
 from jsonschema import exceptions, protocols, validators
 
 from llmrouter_server.errors import JsonOutputInvalid
@@ -45,7 +46,9 @@ def schema_validator(schema: str) -> protocols.Validator:
     document = json.loads(schema)
     cls = validators.validator_for(document, default=validators.Draft202012Validator)
     cls.check_schema(document)
-    return cls(document)
+    # An empty registry: a ``$ref`` resolves inside the schema or not at all, never
+    # by fetching a URL (request validation refuses such schemas before this).
+    return cls(document, registry=referencing.Registry())
 
 
 class JsonStage:

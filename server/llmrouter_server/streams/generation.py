@@ -1,12 +1,16 @@
 """One generation: its id, state, replay log, and the task that produces it.
 
-The producer pulls route items (queue positions, attempt starts, deltas) one
-at a time and appends events to the log. Before each pull it passes a gate:
+The producer first waits for its admission ticket (its identity's limits,
+``admission.py``; ``queued`` events tell its place in line), then pulls route
+items (queue positions, attempt starts, deltas) one at a time and appends
+events to the log. Before each pull it passes a gate:
 it waits while the generation is paused or a lossless consumer is past its
 window. A generation that waits at the gate longer than ``release_after``
 gives its backend back (the llama.cpp instance, the HTTP connection) and
 later continues on a new backend stream with the text so far as the start of
-the answer (a continuation), so no text is lost or repeated.
+the answer (a continuation), so no text is lost or repeated. However the
+producer stops, the ticket is finished once, with the tokens every attempt
+used, so the identity's unused reservation is refunded.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
-from llmrouter_server.streams.events import Paused, Resumed, Started
+from llmrouter_server.streams.events import Paused, Queued, Resumed, Started
 from llmrouter_server.streams.log import Cursor, ReplayLog, Window
 from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
+from llmrouter_server.streams.ticket import Ticket
 from llmrouter_server.values import CancelledBy
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,11 @@ class StreamState(StrEnum):
 
 FINISHED = frozenset({StreamState.COMPLETED, StreamState.FAILED, StreamState.CANCELLED})
 """States a generation never leaves."""
+
+OBJECT_BYTES = 10 * 1024
+"""What a finished generation's objects cost beyond its events and request, for
+the retention budget: tracemalloc measures about 10 KiB for a one-chunk
+generation (asyncio events and the log's deques are most of it)."""
 
 _ENDED = {
     StreamState.COMPLETED: "has completed",
@@ -84,6 +94,7 @@ class Generation:
         plan: Plan,
         router: Router,
         owner: Principal,
+        ticket: Ticket | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.owner = owner
@@ -100,6 +111,8 @@ class Generation:
         self.error: RouterError | None = None
         self.on_change: Callable[[Generation], None] = lambda _: None
         self._router = router
+        self._ticket = ticket or Ticket(None, settings.max_tokens, None)
+        self._request_bytes = request.retained_bytes()
         self._output = Output(request, route, self.tally, self.log, self._caller_lags)
         self._free = asyncio.Event()
         self._free.set()
@@ -113,6 +126,11 @@ class Generation:
     def _caller_lags(self) -> bool:
         """True while the caller's cursor has events it has not taken."""
         return self._owner is not None and self._owner.lag()[0] > 0
+
+    @property
+    def retained_bytes(self) -> int:
+        """What the generation keeps: retained events, the request, its objects."""
+        return self.log.retained_bytes + self._request_bytes + OBJECT_BYTES
 
     @property
     def consumers(self) -> int:
@@ -176,8 +194,16 @@ class Generation:
             on_done: Called once the producer has stopped.
         """
         self._task = asyncio.create_task(self._produce(), name=f"generation {self.stream_id}")
+        self._task.add_done_callback(self._stopped)
         if on_done is not None:
             self._task.add_done_callback(lambda _: on_done(self))
+
+    def _stopped(self, _: asyncio.Task[None]) -> None:
+        """The producer has stopped, even one cancelled before it first ran (whose
+        ``finally`` never did): the log ends and the admission is finished."""
+        if self.state not in FINISHED:
+            self._finish_cancelled()
+        self._finish_admission()
 
     def pause(self, reason: str = "") -> None:
         """Stops the producer before its next pull.
@@ -227,9 +253,10 @@ class Generation:
         self._task.cancel()
 
     async def wait(self) -> None:
-        """Waits until the producer has stopped."""
+        """Waits until the producer has stopped (however it stopped; the wait
+        being cancelled does not cancel it)."""
         if self._task is not None:
-            await asyncio.shield(self._task)
+            await asyncio.wait({self._task})
 
     def _check_running(self, action: str) -> None:
         if self.state in FINISHED:
@@ -255,6 +282,12 @@ class Generation:
         except Exception as exc:
             logger.exception("generation %s failed unexpectedly", self.stream_id)
             self._fail(Internal(f"internal error: {type(exc).__name__}"))
+        finally:
+            self._finish_admission()
+
+    def _finish_admission(self) -> None:
+        """Refunds what the generation did not use of its reservation (once)."""
+        self._ticket.finish(self.transcript.usage().completion_tokens)
 
     async def _run(self) -> None:
         target = self.route.targets[0]
@@ -266,6 +299,9 @@ class Generation:
                 max_tokens=self.tally.max_tokens,
             )
         )
+        async with aclosing(self._ticket.wait()) as positions:
+            async for position in positions:
+                self.log.append(Queued(position))
         while not await self._pull():
             await self._until_free()
         self._output.flush()

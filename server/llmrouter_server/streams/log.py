@@ -8,11 +8,17 @@ the log's head; what happens past the window is the cursor's policy:
 
 * BLOCK: the producer waits (lossless). It resumes once every BLOCK cursor is
   back under its low-water mark, so the backend is pulled in bursts, not per
-  event.
+  event. A cursor with a ``max_hold`` (a subscriber's; the caller's own is
+  flow control, and its backend is released after ``release_after_seconds``)
+  that keeps the producer waiting longer than that is disconnected with
+  RESOURCE_EXHAUSTED naming ``limits.max_hold_seconds``, and the producer
+  goes on.
 * SKIP: the cursor jumps to the latest event and reports a ``Gap``.
 * DISCONNECT: the cursor fails with RESOURCE_EXHAUSTED.
 
 In CREDIT flow a cursor also hands out an event only against a credit.
+Cursors are ``cursor.py``; this module re-exports them with their policy and
+window.
 """
 
 from __future__ import annotations
@@ -21,17 +27,12 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass
-from enum import StrEnum
 
-from llmrouter_server.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    OutOfRange,
-    ResourceExhausted,
-    RouterError,
-)
-from llmrouter_server.streams.events import Chunk, Event, EventKind, Gap
+from llmrouter_server.errors import OutOfRange, ResourceExhausted, RouterError
+from llmrouter_server.streams.cursor import Cursor, SlowPolicy, Window
+from llmrouter_server.streams.events import Chunk, Event, EventKind
+
+__all__ = ["EVENT_OVERHEAD_BYTES", "Cursor", "ReplayLog", "SlowPolicy", "Window", "event_size"]
 
 EVENT_OVERHEAD_BYTES = 64
 """What an event costs beyond its text, for byte accounting (ids, offset, time)."""
@@ -42,28 +43,6 @@ def event_size(kind: EventKind) -> int:
     if isinstance(kind, Chunk):
         return EVENT_OVERHEAD_BYTES + len(kind.text.encode()) + 4 * len(kind.token_ids)
     return EVENT_OVERHEAD_BYTES
-
-
-class SlowPolicy(StrEnum):
-    """What happens to a consumer that falls behind by more than its window."""
-
-    BLOCK = "block"
-    SKIP = "skip"
-    DISCONNECT = "disconnect"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """How far a cursor may fall behind the log's head, in events and bytes."""
-
-    high_events: int = 64
-    """Past this many unread events the policy applies."""
-    low_events: int = 32
-    """A blocked producer resumes once the lag is at most this many events."""
-    high_bytes: int = 64 * 1024
-    """Past this many unread bytes the policy applies."""
-    low_bytes: int = 32 * 1024
-    """A blocked producer resumes once the lag is at most this many bytes."""
 
 
 class ReplayLog:
@@ -130,8 +109,17 @@ class ReplayLog:
         window: Window,
         policy: SlowPolicy = SlowPolicy.BLOCK,
         credits: int | None = None,
+        max_hold: float | None = None,
     ) -> Cursor:
         """A new reader starting at ``offset`` (replay, then live).
+
+        Args:
+            offset: The first event to read.
+            window: How far it may fall behind.
+            policy: What happens when it falls further behind.
+            credits: CREDIT flow: events it may take now; None in AUTO flow.
+            max_hold: BLOCK: seconds it may keep the producer waiting before it
+                is disconnected; None for as long as it likes.
 
         Raises:
             OutOfRange: The offset is past the end or already evicted; the
@@ -145,7 +133,7 @@ class ReplayLog:
                 stream_id=self.stream_id,
                 offset=self.first_offset,
             )
-        cursor = Cursor(self, offset, window, policy, credits)
+        cursor = Cursor(self, offset, window, policy, credits, max_hold)
         self._cursors.add(cursor)
         return cursor
 
@@ -157,12 +145,40 @@ class ReplayLog:
         """Waits while a BLOCK cursor is past its high-water mark.
 
         Once blocked, returns only when every BLOCK cursor is back at or under
-        its low-water mark (or the log is closed).
+        its low-water mark (or the log is closed). A cursor still above it
+        when its ``max_hold`` has passed is disconnected.
         """
         if self.finished or not self.blocked():
             return
         self._room.clear()
-        await self._room.wait()
+        began = time.monotonic()
+        while not self._room.is_set():
+            holds = [c.max_hold for c in self._holders()]
+            limit = min((h for h in holds if h is not None), default=None)
+            left = None if limit is None else max(began + limit - time.monotonic(), 0.0)
+            try:
+                async with asyncio.timeout(left):
+                    await self._room.wait()
+            except TimeoutError:
+                self._disconnect_holders(time.monotonic() - began)
+
+    def _holders(self) -> list[Cursor]:
+        """BLOCK cursors keeping the producer waiting (not back under low water)."""
+        return [c for c in self._blocking() if not c.at_low()]
+
+    def _disconnect_holders(self, held: float) -> None:
+        """Ends the readers that held the producer longer than their ``max_hold``."""
+        for cursor in self._holders():
+            if cursor.max_hold is not None and cursor.max_hold <= held:
+                self._cursors.discard(cursor)  # the producer stops waiting for it now
+                cursor.fail(
+                    ResourceExhausted(
+                        f"subscriber held stream {self.stream_id!r} back for {held:.1f} s, "
+                        f"more than limits.max_hold_seconds ({cursor.max_hold:g} s): read "
+                        "and grant credits sooner, or subscribe with SKIP or DISCONNECT"
+                    )
+                )
+        self.moved()
 
     def event_at(self, offset: int) -> tuple[Event, int, int]:
         """The retained event at ``offset``, the bytes before it and its size."""
@@ -206,138 +222,3 @@ class ReplayLog:
             self._starts.popleft()
             self.retained_bytes -= self._sizes.popleft()
             self.first_offset += 1
-
-
-class Cursor:
-    """One consumer's position in a log, with its window, policy and credits."""
-
-    def __init__(
-        self,
-        log: ReplayLog,
-        offset: int,
-        window: Window,
-        policy: SlowPolicy,
-        credits: int | None,
-    ) -> None:
-        self.log = log
-        self.offset = offset
-        self.window = window
-        self.policy = policy
-        self.consumed_bytes = log.bytes_before(offset)
-        self._credits = credits
-        self._wakeup = asyncio.Event()
-        self._failure: RouterError | None = None
-
-    @property
-    def credits(self) -> int | None:
-        """Events this cursor may still hand out in CREDIT flow; None in AUTO."""
-        return self._credits
-
-    def lag(self) -> tuple[int, int]:
-        """Unread events and bytes."""
-        return self.log.next_offset - self.offset, self.log.total_bytes - self.consumed_bytes
-
-    def over_high(self) -> bool:
-        """True past the window's high-water mark."""
-        events, size = self.lag()
-        return events > self.window.high_events or size > self.window.high_bytes
-
-    def at_low(self) -> bool:
-        """True at or under the window's low-water mark."""
-        events, size = self.lag()
-        return events <= self.window.low_events and size <= self.window.low_bytes
-
-    def grant(self, credits: int) -> None:
-        """Allows ``credits`` more events in CREDIT flow.
-
-        Raises:
-            InvalidArgument: ``credits`` is not positive.
-            FailedPrecondition: The consumer is in AUTO flow.
-        """
-        if credits <= 0:
-            raise InvalidArgument("grant.credits", "must be positive")
-        if self._credits is None:
-            raise FailedPrecondition("grant: credits apply only to FLOW_MODE_CREDIT")
-        self._credits = (self._credits or 0) + credits
-        self._wakeup.set()
-
-    def fail(self, error: RouterError) -> None:
-        """Ends this reader with ``error`` (the generation itself goes on)."""
-        self._failure = error
-        self._wakeup.set()
-
-    def wake(self) -> None:
-        """Wakes a waiting ``next``."""
-        self._wakeup.set()
-
-    def close(self) -> None:
-        """Stops reading; the log no longer waits for this cursor."""
-        self.log.remove(self)
-
-    async def next(self) -> Event | None:
-        """The next event to send; None after the last one.
-
-        Raises:
-            RouterError: The error the generation ended with.
-            ResourceExhausted: A DISCONNECT cursor fell too far behind.
-            RouterError: The error given to ``fail``.
-        """
-        while self._blocked():
-            self._wakeup.clear()
-            self.log.wait_for_append(self)
-            await self._wakeup.wait()
-        if self._failure is not None:
-            raise self._failure
-        if self._credits == 0 and self.log.abrupt:
-            return self._skip_to_end()
-        if self.offset >= self.log.next_offset:
-            if self.log.error is not None:
-                raise self.log.error
-            return None
-        event = self._overflow() if self._behind() else self._take()
-        if self._credits is not None:
-            self._credits -= 1
-        return event
-
-    def _blocked(self) -> bool:
-        if self._failure is not None:
-            return False
-        if self.offset >= self.log.next_offset:
-            return not self.log.finished
-        return self._credits == 0 and not self.log.abrupt
-
-    def _skip_to_end(self) -> Event | None:
-        """Out of credits at a cancel or failure: its end comes without one."""
-        if self.log.error is not None:
-            self.offset = self.log.next_offset
-            raise self.log.error
-        last = self.log.next_offset - 1
-        if self.offset > last:
-            return None
-        self.offset = last
-        self.consumed_bytes = self.log.bytes_before(last)
-        return self._take()
-
-    def _behind(self) -> bool:
-        return self.offset < self.log.first_offset or (
-            self.policy is not SlowPolicy.BLOCK and self.over_high()
-        )
-
-    def _take(self) -> Event:
-        event, start, size = self.log.event_at(self.offset)
-        self.offset += 1
-        self.consumed_bytes = start + size
-        self.log.moved()
-        return event
-
-    def _overflow(self) -> Event:
-        if self.policy is SlowPolicy.DISCONNECT:
-            raise ResourceExhausted(
-                f"subscriber fell more than its window behind stream {self.log.stream_id!r}"
-            )
-        latest = self.log.next_offset - 1
-        gap = Gap(from_offset=self.offset, to_offset=latest - 1)
-        self.offset = latest
-        self.consumed_bytes = self.log.bytes_before(latest)
-        self.log.moved()
-        return Event(self.log.stream_id, gap.to_offset, time.time(), gap)

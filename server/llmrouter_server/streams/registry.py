@@ -1,8 +1,12 @@
 """The store of generations by stream id, with retention and state watchers.
 
 Running generations stay until they finish; finished ones are kept for
-replay for ``retain_seconds`` and within ``retain_total_bytes`` of events
-(the oldest finished go first). This is the in-memory store; a shared store
+replay for ``retain_seconds`` and within ``retain_total_bytes`` (the oldest
+finished go first). The budget counts everything a finished generation
+keeps: its retained events, its request (input, schema, stop sequences,
+labels) and an estimate of its objects, as ``Generation.retained_bytes``
+says when it finishes; the total is kept as it changes, so pruning costs
+nothing per retained generation. This is the in-memory store; a shared store
 (so any replica can serve any stream) implements the same methods.
 
 Stream ids are scoped to a tenant: two tenants may both use ``job-1``, and a
@@ -84,7 +88,10 @@ class StreamRegistry:
         self._streams: dict[_Key, Generation] = {}
         self._tenants: dict[str, set[str]] = {}
         """The tenants holding each stream id (an admin's lookup by bare id)."""
-        self._finished: OrderedDict[_Key, Generation] = OrderedDict()
+        self._finished: OrderedDict[_Key, int] = OrderedDict()
+        """Finished generations, oldest first, with the bytes each was counted for."""
+        self._retained = 0
+        """The bytes of every finished generation kept."""
         self._watchers: set[Watcher] = set()
 
     def add(self, generation: Generation) -> None:
@@ -160,31 +167,35 @@ class StreamRegistry:
         self._watchers.add(watcher)
         return watcher
 
+    @property
+    def retained_bytes(self) -> int:
+        """Bytes counted against ``retain_total_bytes``: every finished generation kept."""
+        return self._retained
+
     def prune(self) -> None:
         """Forgets finished generations past their time or over the byte budget."""
         deadline = self._clock() - self._retain_seconds
         while self._finished:
-            oldest = next(iter(self._finished.values()))
-            if (
-                oldest.finished_at or 0
-            ) > deadline and self._retained() <= self._retain_total_bytes:
+            key = next(iter(self._finished))
+            finished_at = self._streams[key].finished_at or 0
+            if finished_at > deadline and self._retained <= self._retain_total_bytes:
                 return
-            self._forget(_key(oldest))
+            self._forget(key)
 
     def _changed(self, generation: Generation) -> None:
-        if generation.state in FINISHED:
-            self._finished[_key(generation)] = generation
+        key = _key(generation)
+        if generation.state in FINISHED and key not in self._finished:
+            size = generation.retained_bytes
+            self._finished[key] = size
+            self._retained += size
             self.prune()
         status = snapshot(generation)
         for watcher in list(self._watchers):
             if watcher.wants(generation):
                 watcher.push(status)
 
-    def _retained(self) -> int:
-        return sum(g.log.retained_bytes for g in self._finished.values())
-
     def _forget(self, key: _Key) -> None:
-        self._finished.pop(key, None)
+        self._retained -= self._finished.pop(key, 0)
         self._streams.pop(key, None)
         tenants = self._tenants.get(key[1])
         if tenants is not None:

@@ -9,8 +9,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
 from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
 
 from llmrouter_server.backends.base import BackendRequest
 from llmrouter_server.config import LimitsConfig
@@ -20,8 +25,8 @@ from llmrouter_server.shaping.coalesce import MAX_CHARS, MAX_INTERVAL, CoalesceM
 from llmrouter_server.shaping.json_stage import schema_validator
 from llmrouter_server.values import Message, Role, Sampling
 
-MAX_SCHEMA_BYTES = 64 * 1024
-"""The largest ``json_schema`` a request may carry, in UTF-8 bytes."""
+SHOWN_KEY_CHARS = 32
+"""Characters of a refused label key an error message repeats."""
 
 STREAM_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """What a client-chosen stream id may look like."""
@@ -95,6 +100,19 @@ class GenerationRequest:
         """The conversation to send to a backend."""
         return self.messages or (Message(Role.USER, self.prompt),)
 
+    def retained_bytes(self) -> int:
+        """UTF-8 bytes of what a generation keeps of the request: the input,
+        schema, stop sequences, labels and stream id."""
+        texts = [
+            self.prompt,
+            self.json_schema,
+            self.stream_id,
+            *(message.content for message in self.messages),
+            *self.stop,
+            *(part for label in self.labels for part in label),
+        ]
+        return sum(len(text.encode()) for text in texts)
+
     def backend_request(self, max_tokens: int) -> BackendRequest:
         """What every attempt asks for; routing sets the model and the continuation."""
         return BackendRequest(
@@ -119,6 +137,7 @@ def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
         InvalidArgument: Naming the first field at fault.
     """
     _check_input(request, limits)
+    _check_labels(request.labels, limits)
     _check_sampling(request.sampling)
     if request.stream_id and not STREAM_ID_PATTERN.fullmatch(request.stream_id):
         raise InvalidArgument(
@@ -138,7 +157,7 @@ def validate(request: GenerationRequest, limits: LimitsConfig) -> int:
             "start.response_format.json_schema", "is only allowed with OUTPUT_FORMAT_JSON"
         )
     if request.json_schema:
-        _check_schema(request.json_schema)
+        _check_schema(request.json_schema, limits.max_schema_bytes)
     _check_coalescing(request.options.coalescing)
     return _max_tokens(request.sampling, limits)
 
@@ -159,24 +178,127 @@ def _check_coalescing(policy: Coalescing) -> None:
         raise InvalidArgument(f"{name}.interval", f"is only used by TIME, not {policy.mode.name}")
 
 
-def _check_schema(schema: str) -> None:
-    """A JSON Schema the JSON stage can validate against, within the size limit."""
+def _check_schema(schema: str, limit: int) -> None:
+    """A JSON Schema the JSON stage can validate against, within ``limit`` bytes.
+
+    Beyond the meta-schema: nesting within ``MAX_SCHEMA_DEPTH`` (checking and
+    validating recurse once per level), a string ``$schema``, every ``$ref``
+    resolving inside the schema (nothing is fetched), and no reference loop
+    that validation would follow forever.
+    """
     name = "start.response_format.json_schema"
     size = len(schema.encode())
-    if size > MAX_SCHEMA_BYTES:
-        raise InvalidArgument(name, f"is {size} bytes; the limit is {MAX_SCHEMA_BYTES}")
+    if size > limit:
+        raise InvalidArgument(name, f"is {size} bytes; the limit is {limit}")
+    too_deep = InvalidArgument(name, f"nests deeper than {MAX_SCHEMA_DEPTH} levels")
     try:
-        if not isinstance(json.loads(schema), dict):
-            # A boolean schema is valid JSON Schema, but backends take an object.
-            raise InvalidArgument(name, "must be a JSON object")
-        schema_validator(schema)
+        document = json.loads(schema)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(name, f"is not JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise too_deep from None
+    if not isinstance(document, dict):
+        # A boolean schema is valid JSON Schema, but backends take an object.
+        raise InvalidArgument(name, "must be a JSON object")
+    if _depth(document) > MAX_SCHEMA_DEPTH:
+        raise too_deep
+    if not isinstance(document.get("$schema", ""), str):
+        raise InvalidArgument(name, "$schema must be a string naming a JSON Schema dialect")
+    try:
+        validator = schema_validator(schema)
     except SchemaError as exc:
         raise InvalidArgument(
             name,
             f"is not a valid JSON Schema: at {exc.json_path} ({exc.validator!r}): {exc.message}",
         ) from None
+    _check_references(name, document, type(validator))
+
+
+MAX_SCHEMA_DEPTH = 64
+"""The deepest nesting of objects and arrays a ``json_schema`` may have."""
+
+_REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
+"""Keywords that apply another schema, named by URI, to the same value."""
+
+_IN_PLACE = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else")
+"""Keywords whose subschemas apply to the same value (no step into it)."""
+
+
+def _depth(document: object) -> int:
+    """How deeply objects and arrays nest in a JSON value (a scalar is 0)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth)
+            pending += [(child, depth + 1) for child in value]
+    return deepest
+
+
+def _check_references(name: str, document: dict[str, object], cls: type[Validator]) -> None:
+    """Every reference resolves inside the schema, and none loops on the same value.
+
+    A reference the schema cannot resolve itself would be fetched over the
+    network (or fail) when the output is validated, at the end of the
+    generation; a loop of references and in-place keywords that never steps
+    into the value would recurse until the stack ran out.
+    """
+    meta = cls.META_SCHEMA
+    specification = referencing.jsonschema.specification_with(
+        str(meta.get("$id") or meta.get("id") or ""), default=referencing.Specification.OPAQUE
+    )
+    root = specification.create_resource(document)
+    uri = root.id() or ""
+    registry: referencing.Registry[Any] = referencing.Registry().with_resource(uri, root)
+    successors: dict[int, list[object]] = {}
+    pending = [(root, registry.crawl().resolver(base_uri=uri))]
+    while pending:
+        resource, resolver = pending.pop()
+        pending += [(sub, resolver.in_subresource(sub)) for sub in resource.subresources()]
+        contents = resource.contents
+        if not isinstance(contents, dict):
+            continue
+        applied = [contents[keyword] for keyword in _IN_PLACE if keyword in contents]
+        for keyword in _REFERENCES:
+            reference = contents.get(keyword)
+            if isinstance(reference, str):
+                try:
+                    applied.append(resolver.lookup(reference).contents)
+                except referencing.exceptions.Unresolvable:
+                    raise InvalidArgument(
+                        name,
+                        f"{keyword} {reference!r} does not resolve inside the schema "
+                        "(references are never fetched)",
+                    ) from None
+        successors[id(contents)] = [
+            schema for item in applied for schema in (item if isinstance(item, list) else [item])
+        ]
+    if _loops(successors):
+        raise InvalidArgument(
+            name, "a $ref loops back to its own schema without stepping into the value"
+        )
+
+
+def _loops(successors: dict[int, list[object]]) -> bool:
+    """True when the graph (schema ids to the schemas applied to the same value) has a cycle."""
+    done: set[int] = set()
+    for start in successors:
+        path: set[int] = set()
+        pending: list[tuple[int, bool]] = [(start, True)]
+        while pending:
+            node, entering = pending.pop()
+            if not entering:
+                path.discard(node)
+                done.add(node)
+            elif node in path:
+                return True
+            elif node not in done:
+                path.add(node)
+                pending.append((node, False))
+                pending += [(id(child), True) for child in successors.get(node, [])]
+    return False
 
 
 def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
@@ -184,6 +306,11 @@ def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
         raise InvalidArgument("start.prompt", "set either prompt or messages, not both")
     if not request.prompt and not request.messages:
         raise InvalidArgument("start.prompt", "prompt or messages is required")
+    if len(request.messages) > limits.max_messages:
+        raise InvalidArgument(
+            "start.messages",
+            f"{len(request.messages)} messages; the limit is {limits.max_messages}",
+        )
     size = len(request.prompt.encode())
     for index, message in enumerate(request.messages):
         if message.role is None:
@@ -197,6 +324,36 @@ def _check_input(request: GenerationRequest, limits: LimitsConfig) -> None:
     if size > limits.max_input_bytes:
         name = "start.messages" if request.messages else "start.prompt"
         raise InvalidArgument(name, f"input is {size} bytes; the limit is {limits.max_input_bytes}")
+
+
+def _check_labels(labels: tuple[tuple[str, str], ...], limits: LimitsConfig) -> None:
+    """At most ``max_labels`` labels, each key non-empty, keys and values within their sizes."""
+    name = "start.labels"
+    if len(labels) > limits.max_labels:
+        raise InvalidArgument(name, f"{len(labels)} labels; the limit is {limits.max_labels}")
+    for key, value in labels:
+        if not key:
+            raise InvalidArgument(name, "a label key must not be empty")
+        size = len(key.encode())
+        if size > limits.max_label_key_bytes:
+            raise InvalidArgument(
+                name,
+                f"key {_shown(key)} is {size} bytes; the limit is {limits.max_label_key_bytes}",
+            )
+        size = len(value.encode())
+        if size > limits.max_label_value_bytes:
+            raise InvalidArgument(
+                name,
+                f"the value of key {_shown(key)} is {size} bytes; the limit is "
+                f"{limits.max_label_value_bytes}",
+            )
+
+
+def _shown(key: str) -> str:
+    """A label key as a message repeats it: quoted, and cut short when long."""
+    if len(key) <= SHOWN_KEY_CHARS:
+        return repr(key)
+    return repr(key[:SHOWN_KEY_CHARS]) + "..."
 
 
 def _check_sampling(sampling: Sampling) -> None:

@@ -3,7 +3,10 @@
 Starts generations and hands out the cursors that read them; pauses,
 resumes and cancels generations by id; answers status lookups. Every call
 takes the caller's principal: a generation belongs to the principal that
-started it, and only its tenant (or an admin) can find it.
+started it, and only its tenant (or an admin) can find it. A start passes
+the principal's admission limits (``admission.py``) and carries its share of
+the backends' queues into routing; a BLOCK subscriber may hold the producer
+back for ``limits.max_hold_seconds`` at most.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from collections.abc import Iterable
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.config import LimitsConfig, StreamsConfig
 from llmrouter_server.errors import InvalidArgument, PermissionDenied, Unavailable
+from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
+from llmrouter_server.streams.admission import Admission, Ticket, queue_claim
 from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation, Settings, StreamState
 from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
 from llmrouter_server.streams.request import Flow, GenerationRequest, validate
 from llmrouter_server.streams.status import StreamStatus, snapshot
-from llmrouter_server.values import CancelledBy
+from llmrouter_server.values import CancelledBy, RoutePolicy
 
 
 class Generations:
@@ -39,22 +44,27 @@ class Generations:
             high_bytes=streams.window_bytes,
             low_bytes=streams.window_bytes // 2,
         )
+        self.admission = Admission()
         self._accepting = True
 
     def start(self, principal: Principal, request: GenerationRequest) -> tuple[Generation, Cursor]:
         """Validates, routes and starts a generation; returns it and the caller's cursor.
 
         Raises:
-            InvalidArgument: A field is wrong.
+            InvalidArgument: A field is wrong, or ``max_tokens`` exceeds what
+                the principal's output-token bucket holds.
             NotFound: The model is unknown.
             AlreadyExists: The client-chosen stream id is taken.
+            ResourceExhausted: Over one of the principal's limits (``on_limit:
+                reject``), or its admission line is full.
             Unavailable: The server is shutting down.
         """
         self._check_accepting()
         max_tokens = validate(request, self.limits)
         detach_after = self._detach_after(request)
         route = self.router.resolve(request.model, json_output=request.json_output)
-        plan = self.router.plan(route, request.routing, request.deadline)
+        plan = self.router.plan(route, request.routing, request.deadline, queue_claim(principal))
+        ticket = self._admit(principal, request, route, plan, max_tokens)
         stream_id = request.stream_id or f"gen-{secrets.token_hex(16)}"
         settings = Settings(
             max_tokens=max_tokens,
@@ -63,8 +73,14 @@ class Generations:
             release_after=self.config.release_after_seconds,
             detach_after=detach_after,
         )
-        generation = Generation(stream_id, request, settings, route, plan, self.router, principal)
-        self.registry.add(generation)
+        generation = Generation(
+            stream_id, request, settings, route, plan, self.router, principal, ticket
+        )
+        try:
+            self.registry.add(generation)
+        except BaseException:
+            ticket.finish(0)
+            raise
         cursor = generation.open_owner(0, request.flow)
         generation.start()
         return generation, cursor
@@ -101,7 +117,10 @@ class Generations:
                 field="AddSubscription.slow_policy",
                 stream_id=stream_id,
             )
-        return generation, generation.log.cursor(offset, self.window, policy, flow.credits)
+        cursor = generation.log.cursor(
+            offset, self.window, policy, flow.credits, self.limits.max_hold_seconds
+        )
+        return generation, cursor
 
     def pause(self, principal: Principal, stream_id: str, reason: str) -> StreamStatus:
         """Pauses a generation by id."""
@@ -172,6 +191,18 @@ class Generations:
         self.stop_accepting()
         await self.cancel_all()
         await self.router.close()
+
+    def _admit(
+        self,
+        principal: Principal,
+        request: GenerationRequest,
+        route: Route,
+        plan: Plan,
+        max_tokens: int,
+    ) -> Ticket:
+        """The principal's admission of a generation reserving ``max_tokens`` per lane."""
+        lanes = len(route.targets) if plan.policy is RoutePolicy.MERGE else 1
+        return self.admission.admit(principal, max_tokens * lanes, request.deadline, lanes)
 
     def _check_accepting(self) -> None:
         if not self._accepting:

@@ -94,6 +94,7 @@ class Generation:
             self._stream_id = first.start.stream_id
         self._text: list[str] = []
         self._completed: ev_pb.Completed | None = None
+        self._rejected: list[RouterError] = []
         self.on_completed: Callable[[Result], None] | None = None
         """Called with the whole output when the completed event arrives."""
 
@@ -111,6 +112,12 @@ class Generation:
     def completed(self) -> ev_pb.Completed | None:
         """The completed event, once it has arrived."""
         return self._completed
+
+    @property
+    def rejected(self) -> list[RouterError]:
+        """Steering requests the server could not apply (a ``resume`` when not
+        paused, credits in AUTO flow), oldest first; the call went on after each."""
+        return list(self._rejected)
 
     def __aiter__(self) -> AsyncIterator[ev_pb.StreamEvent]:
         if self._events is None:
@@ -203,6 +210,9 @@ class Generation:
     async def _call_once(self) -> AsyncIterator[ev_pb.StreamEvent]:
         call = self._call = self._stub.Generate(self._requests.messages())
         async for response in call:
+            if response.HasField("rejected"):
+                self._rejected.append(RouterError.from_command_error(response.rejected))
+                continue
             self._attaching = False
             if self._cursor.accept(response.event):
                 self._attempts = 0

@@ -177,11 +177,19 @@ func (*GenerateRequest_Resume) isGenerateRequest_Action() {}
 
 func (*GenerateRequest_Cancel) isGenerateRequest_Action() {}
 
-// GenerateResponse is one event of the generation, in offset order.
+// GenerateResponse is one event of the generation, in offset order, or the
+// rejection of one steering request. Exactly one of its fields is set.
 type GenerateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event, carrying the stream id and its offset.
-	Event         *StreamEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Event *StreamEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	// A steering request this call could not apply: it could not be decoded,
+	// carried no action, or asked for an action the generation's state does not
+	// allow (a second `start`, `resume` when not paused, credits in AUTO flow).
+	// Nothing changed and the call goes on; later requests are applied as usual.
+	// Set instead of `event`; its details name the field, the stream id and the
+	// offset of the next event.
+	Rejected      *CommandError `protobuf:"bytes,2,opt,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +227,13 @@ func (*GenerateResponse) Descriptor() ([]byte, []int) {
 func (x *GenerateResponse) GetEvent() *StreamEvent {
 	if x != nil {
 		return x.Event
+	}
+	return nil
+}
+
+func (x *GenerateResponse) GetRejected() *CommandError {
+	if x != nil {
+		return x.Rejected
 	}
 	return nil
 }
@@ -1151,9 +1166,10 @@ const file_llmrouter_v1_service_proto_rawDesc = "" +
 	"\x05pause\x18\x04 \x01(\v2\x1d.llmrouter.v1.PauseGenerationH\x00R\x05pause\x128\n" +
 	"\x06resume\x18\x05 \x01(\v2\x1e.llmrouter.v1.ResumeGenerationH\x00R\x06resume\x128\n" +
 	"\x06cancel\x18\x06 \x01(\v2\x1e.llmrouter.v1.CancelGenerationH\x00R\x06cancelB\b\n" +
-	"\x06action\"C\n" +
+	"\x06action\"{\n" +
 	"\x10GenerateResponse\x12/\n" +
-	"\x05event\x18\x01 \x01(\v2\x19.llmrouter.v1.StreamEventR\x05event\"\xdf\x03\n" +
+	"\x05event\x18\x01 \x01(\v2\x19.llmrouter.v1.StreamEventR\x05event\x126\n" +
+	"\brejected\x18\x02 \x01(\v2\x1a.llmrouter.v1.CommandErrorR\brejected\"\xdf\x03\n" +
 	"\x0eControlRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x128\n" +
@@ -1249,16 +1265,16 @@ var file_llmrouter_v1_service_proto_goTypes = []any{
 	(*ResumeGeneration)(nil),      // 18: llmrouter.v1.ResumeGeneration
 	(*CancelGeneration)(nil),      // 19: llmrouter.v1.CancelGeneration
 	(*StreamEvent)(nil),           // 20: llmrouter.v1.StreamEvent
-	(*PauseStreamCommand)(nil),    // 21: llmrouter.v1.PauseStreamCommand
-	(*ResumeStreamCommand)(nil),   // 22: llmrouter.v1.ResumeStreamCommand
-	(*CancelStreamCommand)(nil),   // 23: llmrouter.v1.CancelStreamCommand
-	(*StreamStatusCommand)(nil),   // 24: llmrouter.v1.StreamStatusCommand
-	(*WatchStreamsCommand)(nil),   // 25: llmrouter.v1.WatchStreamsCommand
-	(*UnwatchStreamsCommand)(nil), // 26: llmrouter.v1.UnwatchStreamsCommand
-	(*ListStreamsCommand)(nil),    // 27: llmrouter.v1.ListStreamsCommand
-	(*StreamStatus)(nil),          // 28: llmrouter.v1.StreamStatus
-	(*StreamList)(nil),            // 29: llmrouter.v1.StreamList
-	(*CommandError)(nil),          // 30: llmrouter.v1.CommandError
+	(*CommandError)(nil),          // 21: llmrouter.v1.CommandError
+	(*PauseStreamCommand)(nil),    // 22: llmrouter.v1.PauseStreamCommand
+	(*ResumeStreamCommand)(nil),   // 23: llmrouter.v1.ResumeStreamCommand
+	(*CancelStreamCommand)(nil),   // 24: llmrouter.v1.CancelStreamCommand
+	(*StreamStatusCommand)(nil),   // 25: llmrouter.v1.StreamStatusCommand
+	(*WatchStreamsCommand)(nil),   // 26: llmrouter.v1.WatchStreamsCommand
+	(*UnwatchStreamsCommand)(nil), // 27: llmrouter.v1.UnwatchStreamsCommand
+	(*ListStreamsCommand)(nil),    // 28: llmrouter.v1.ListStreamsCommand
+	(*StreamStatus)(nil),          // 29: llmrouter.v1.StreamStatus
+	(*StreamList)(nil),            // 30: llmrouter.v1.StreamList
 	(*AddSubscription)(nil),       // 31: llmrouter.v1.AddSubscription
 	(*RemoveSubscription)(nil),    // 32: llmrouter.v1.RemoveSubscription
 	(*SubscriptionCredits)(nil),   // 33: llmrouter.v1.SubscriptionCredits
@@ -1276,48 +1292,49 @@ var file_llmrouter_v1_service_proto_depIdxs = []int32{
 	18, // 4: llmrouter.v1.GenerateRequest.resume:type_name -> llmrouter.v1.ResumeGeneration
 	19, // 5: llmrouter.v1.GenerateRequest.cancel:type_name -> llmrouter.v1.CancelGeneration
 	20, // 6: llmrouter.v1.GenerateResponse.event:type_name -> llmrouter.v1.StreamEvent
-	21, // 7: llmrouter.v1.ControlRequest.pause:type_name -> llmrouter.v1.PauseStreamCommand
-	22, // 8: llmrouter.v1.ControlRequest.resume:type_name -> llmrouter.v1.ResumeStreamCommand
-	23, // 9: llmrouter.v1.ControlRequest.cancel:type_name -> llmrouter.v1.CancelStreamCommand
-	24, // 10: llmrouter.v1.ControlRequest.status:type_name -> llmrouter.v1.StreamStatusCommand
-	25, // 11: llmrouter.v1.ControlRequest.watch:type_name -> llmrouter.v1.WatchStreamsCommand
-	26, // 12: llmrouter.v1.ControlRequest.unwatch:type_name -> llmrouter.v1.UnwatchStreamsCommand
-	27, // 13: llmrouter.v1.ControlRequest.list:type_name -> llmrouter.v1.ListStreamsCommand
-	28, // 14: llmrouter.v1.ControlResponse.status:type_name -> llmrouter.v1.StreamStatus
-	29, // 15: llmrouter.v1.ControlResponse.list:type_name -> llmrouter.v1.StreamList
-	30, // 16: llmrouter.v1.ControlResponse.error:type_name -> llmrouter.v1.CommandError
-	31, // 17: llmrouter.v1.SubscribeRequest.add:type_name -> llmrouter.v1.AddSubscription
-	32, // 18: llmrouter.v1.SubscribeRequest.remove:type_name -> llmrouter.v1.RemoveSubscription
-	33, // 19: llmrouter.v1.SubscribeRequest.grant:type_name -> llmrouter.v1.SubscriptionCredits
-	20, // 20: llmrouter.v1.SubscribeResponse.event:type_name -> llmrouter.v1.StreamEvent
-	34, // 21: llmrouter.v1.SubscribeResponse.added:type_name -> llmrouter.v1.SubscriptionAdded
-	35, // 22: llmrouter.v1.SubscribeResponse.ended:type_name -> llmrouter.v1.SubscriptionEnded
-	36, // 23: llmrouter.v1.ListModelsResponse.routes:type_name -> llmrouter.v1.Route
-	37, // 24: llmrouter.v1.ListStreamsRequest.states:type_name -> llmrouter.v1.StreamState
-	28, // 25: llmrouter.v1.ListStreamsResponse.streams:type_name -> llmrouter.v1.StreamStatus
-	28, // 26: llmrouter.v1.GetStreamResponse.status:type_name -> llmrouter.v1.StreamStatus
-	20, // 27: llmrouter.v1.GetStreamResponse.recent_events:type_name -> llmrouter.v1.StreamEvent
-	38, // 28: llmrouter.v1.GetStatsResponse.total:type_name -> llmrouter.v1.StatsReport
-	38, // 29: llmrouter.v1.GetStatsResponse.per_model:type_name -> llmrouter.v1.StatsReport
-	0,  // 30: llmrouter.v1.RouterService.Generate:input_type -> llmrouter.v1.GenerateRequest
-	2,  // 31: llmrouter.v1.RouterService.Control:input_type -> llmrouter.v1.ControlRequest
-	4,  // 32: llmrouter.v1.RouterService.Subscribe:input_type -> llmrouter.v1.SubscribeRequest
-	6,  // 33: llmrouter.v1.RouterService.ListModels:input_type -> llmrouter.v1.ListModelsRequest
-	8,  // 34: llmrouter.v1.RouterService.ListStreams:input_type -> llmrouter.v1.ListStreamsRequest
-	10, // 35: llmrouter.v1.RouterService.GetStream:input_type -> llmrouter.v1.GetStreamRequest
-	12, // 36: llmrouter.v1.RouterService.GetStats:input_type -> llmrouter.v1.GetStatsRequest
-	1,  // 37: llmrouter.v1.RouterService.Generate:output_type -> llmrouter.v1.GenerateResponse
-	3,  // 38: llmrouter.v1.RouterService.Control:output_type -> llmrouter.v1.ControlResponse
-	5,  // 39: llmrouter.v1.RouterService.Subscribe:output_type -> llmrouter.v1.SubscribeResponse
-	7,  // 40: llmrouter.v1.RouterService.ListModels:output_type -> llmrouter.v1.ListModelsResponse
-	9,  // 41: llmrouter.v1.RouterService.ListStreams:output_type -> llmrouter.v1.ListStreamsResponse
-	11, // 42: llmrouter.v1.RouterService.GetStream:output_type -> llmrouter.v1.GetStreamResponse
-	13, // 43: llmrouter.v1.RouterService.GetStats:output_type -> llmrouter.v1.GetStatsResponse
-	37, // [37:44] is the sub-list for method output_type
-	30, // [30:37] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	21, // 7: llmrouter.v1.GenerateResponse.rejected:type_name -> llmrouter.v1.CommandError
+	22, // 8: llmrouter.v1.ControlRequest.pause:type_name -> llmrouter.v1.PauseStreamCommand
+	23, // 9: llmrouter.v1.ControlRequest.resume:type_name -> llmrouter.v1.ResumeStreamCommand
+	24, // 10: llmrouter.v1.ControlRequest.cancel:type_name -> llmrouter.v1.CancelStreamCommand
+	25, // 11: llmrouter.v1.ControlRequest.status:type_name -> llmrouter.v1.StreamStatusCommand
+	26, // 12: llmrouter.v1.ControlRequest.watch:type_name -> llmrouter.v1.WatchStreamsCommand
+	27, // 13: llmrouter.v1.ControlRequest.unwatch:type_name -> llmrouter.v1.UnwatchStreamsCommand
+	28, // 14: llmrouter.v1.ControlRequest.list:type_name -> llmrouter.v1.ListStreamsCommand
+	29, // 15: llmrouter.v1.ControlResponse.status:type_name -> llmrouter.v1.StreamStatus
+	30, // 16: llmrouter.v1.ControlResponse.list:type_name -> llmrouter.v1.StreamList
+	21, // 17: llmrouter.v1.ControlResponse.error:type_name -> llmrouter.v1.CommandError
+	31, // 18: llmrouter.v1.SubscribeRequest.add:type_name -> llmrouter.v1.AddSubscription
+	32, // 19: llmrouter.v1.SubscribeRequest.remove:type_name -> llmrouter.v1.RemoveSubscription
+	33, // 20: llmrouter.v1.SubscribeRequest.grant:type_name -> llmrouter.v1.SubscriptionCredits
+	20, // 21: llmrouter.v1.SubscribeResponse.event:type_name -> llmrouter.v1.StreamEvent
+	34, // 22: llmrouter.v1.SubscribeResponse.added:type_name -> llmrouter.v1.SubscriptionAdded
+	35, // 23: llmrouter.v1.SubscribeResponse.ended:type_name -> llmrouter.v1.SubscriptionEnded
+	36, // 24: llmrouter.v1.ListModelsResponse.routes:type_name -> llmrouter.v1.Route
+	37, // 25: llmrouter.v1.ListStreamsRequest.states:type_name -> llmrouter.v1.StreamState
+	29, // 26: llmrouter.v1.ListStreamsResponse.streams:type_name -> llmrouter.v1.StreamStatus
+	29, // 27: llmrouter.v1.GetStreamResponse.status:type_name -> llmrouter.v1.StreamStatus
+	20, // 28: llmrouter.v1.GetStreamResponse.recent_events:type_name -> llmrouter.v1.StreamEvent
+	38, // 29: llmrouter.v1.GetStatsResponse.total:type_name -> llmrouter.v1.StatsReport
+	38, // 30: llmrouter.v1.GetStatsResponse.per_model:type_name -> llmrouter.v1.StatsReport
+	0,  // 31: llmrouter.v1.RouterService.Generate:input_type -> llmrouter.v1.GenerateRequest
+	2,  // 32: llmrouter.v1.RouterService.Control:input_type -> llmrouter.v1.ControlRequest
+	4,  // 33: llmrouter.v1.RouterService.Subscribe:input_type -> llmrouter.v1.SubscribeRequest
+	6,  // 34: llmrouter.v1.RouterService.ListModels:input_type -> llmrouter.v1.ListModelsRequest
+	8,  // 35: llmrouter.v1.RouterService.ListStreams:input_type -> llmrouter.v1.ListStreamsRequest
+	10, // 36: llmrouter.v1.RouterService.GetStream:input_type -> llmrouter.v1.GetStreamRequest
+	12, // 37: llmrouter.v1.RouterService.GetStats:input_type -> llmrouter.v1.GetStatsRequest
+	1,  // 38: llmrouter.v1.RouterService.Generate:output_type -> llmrouter.v1.GenerateResponse
+	3,  // 39: llmrouter.v1.RouterService.Control:output_type -> llmrouter.v1.ControlResponse
+	5,  // 40: llmrouter.v1.RouterService.Subscribe:output_type -> llmrouter.v1.SubscribeResponse
+	7,  // 41: llmrouter.v1.RouterService.ListModels:output_type -> llmrouter.v1.ListModelsResponse
+	9,  // 42: llmrouter.v1.RouterService.ListStreams:output_type -> llmrouter.v1.ListStreamsResponse
+	11, // 43: llmrouter.v1.RouterService.GetStream:output_type -> llmrouter.v1.GetStreamResponse
+	13, // 44: llmrouter.v1.RouterService.GetStats:output_type -> llmrouter.v1.GetStatsResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_service_proto_init() }

@@ -26,10 +26,12 @@ class GenerateRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[_generation_pb2.StartGeneration, _Mapping]] = ..., attach: _Optional[_Union[_generation_pb2.AttachGeneration, _Mapping]] = ..., grant: _Optional[_Union[_generation_pb2.GrantCredits, _Mapping]] = ..., pause: _Optional[_Union[_generation_pb2.PauseGeneration, _Mapping]] = ..., resume: _Optional[_Union[_generation_pb2.ResumeGeneration, _Mapping]] = ..., cancel: _Optional[_Union[_generation_pb2.CancelGeneration, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "rejected")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     event: _events_pb2.StreamEvent
-    def __init__(self, event: _Optional[_Union[_events_pb2.StreamEvent, _Mapping]] = ...) -> None: ...
+    rejected: _operations_pb2.CommandError
+    def __init__(self, event: _Optional[_Union[_events_pb2.StreamEvent, _Mapping]] = ..., rejected: _Optional[_Union[_operations_pb2.CommandError, _Mapping]] = ...) -> None: ...
 
 class ControlRequest(_message.Message):
     __slots__ = ("request_id", "pause", "resume", "cancel", "status", "watch", "unwatch", "list")
