@@ -231,6 +231,26 @@ class AuthConfig(_Section):
         return self
 
 
+class TelemetryConfig(_Section):
+    """Metrics, traces and the GetStats report."""
+
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Serve Prometheus text at ``/metrics`` on this HTTP port (same host as the
+    gRPC port); unset serves none. ``make serve`` and the manifests use 9464."""
+    otlp_endpoint: str | None = None
+    """Export traces and metrics over OTLP (gRPC) to this endpoint, e.g.
+    ``http://otel-collector:4317``; unset exports nothing and attempts nothing."""
+    stats_window_seconds: float = Field(300.0, gt=0, le=86400)
+    """How far back GetStats' recent figures (percentiles, rates, errors) look."""
+
+
+class LoggingConfig(_Section):
+    """The server's log lines."""
+
+    format: Literal["text", "json"] = "text"
+    """``text`` for people, ``json`` (one object per line) for log pipelines."""
+
+
 class BreakerConfig(_Section):
     """The circuit breaker of each target on a backend."""
 
@@ -424,6 +444,10 @@ class Config(BaseSettings):
     """Routes by the name clients put in ``model``."""
     default_route: str = EMBEDDED_MODEL
     """The route used when a request names no model."""
+    telemetry: TelemetryConfig = TelemetryConfig()
+    """Metrics, traces and GetStats."""
+    logging: LoggingConfig = LoggingConfig()
+    """Log format."""
     tls: TLSConfig | None = None
     """TLS (and mutual TLS); unset serves plaintext."""
     auth: AuthConfig | None = None
