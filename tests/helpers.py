@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from llmrouter.v1 import generation_pb2 as gen_pb
@@ -20,6 +21,8 @@ from llmrouter_server.backends.base import Backend
 from llmrouter_server.config import Config
 
 PROMPT = "Write a story about a lighthouse keeper."
+
+DetailT = TypeVar("DetailT", bound=Message)
 
 
 @dataclass
@@ -43,6 +46,21 @@ def loopback_config(**overrides: Any) -> Config:
     values: dict[str, Any] = {"server": {"host": "127.0.0.1", "port": 0}}
     values.update(overrides)
     return Config(**values)
+
+
+def scripted_config(*names: str, **overrides: Any) -> Config:
+    """A loopback configuration with a backend ``NAME`` and a route ``NAME-model`` to it
+    for each name, the first route the default.
+
+    For scripted backends, given to ``serving`` by the same names: the configured
+    backends are placeholders that are never built.
+    """
+    return loopback_config(
+        backends={name: {"kind": "openai", "api_key_env": None} for name in names},
+        routes={f"{name}-model": {"targets": [{"backend": name, "model": "m"}]} for name in names},
+        default_route=f"{names[0]}-model",
+        **overrides,
+    )
 
 
 @asynccontextmanager
@@ -87,16 +105,24 @@ def text(events: list[Any]) -> str:
     return "".join(event.chunk.text for event in events if event.HasField("chunk"))
 
 
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    """The ErrorInfo detail of a failed call."""
+def status_detail(error: grpc.aio.AioRpcError, kind: type[DetailT]) -> DetailT | None:
+    """The first detail of type ``kind`` in a failed call's status; None without one."""
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert isinstance(status, status_pb2.Status)
     for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo in the status details")
+        if detail.Is(kind.DESCRIPTOR):
+            found = kind()
+            detail.Unpack(found)
+            return found
+    return None
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The ErrorInfo detail of a failed call."""
+    info = status_detail(error, error_details_pb2.ErrorInfo)
+    if info is None:
+        raise AssertionError("no ErrorInfo in the status details")
+    return info
 
 
 async def read_events(call: Any, limit: int | None = None) -> list[Any]:

@@ -1,9 +1,9 @@
 """The client commands' API key and TLS options, against an in-process recording server.
 
-The servicer, the server and the certificate authority are the client tests'
-(``tests/clients/test_credentials.py``): the server records the
-``authorization`` metadata and the TLS peer of each call, or refuses calls
-with a status as the server's auth interceptor does.
+The server is the client tests' (``tests/clients/recording.py``): it records
+the ``authorization`` metadata and the TLS peer of each call, or refuses calls
+with a status as the server's auth interceptor does. The certificates come
+from ``tests/certs.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.certs import Authority, Issued
 from tests.cli.process import run_cli
-from tests.clients.test_credentials import Authority, RecordingRouter, serving
+from tests.clients.recording import RecordingRouter, serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,9 +49,9 @@ def authority() -> Authority:
 
 
 @pytest.fixture(scope="module")
-def server_cert(authority: Authority) -> tuple[bytes, bytes]:
+def server_cert(authority: Authority) -> Issued:
     """A certificate for 127.0.0.1, and its key."""
-    return authority.issue("llmrouter server", ips=["127.0.0.1"])
+    return authority.server("llmrouter server", dns=[])
 
 
 @pytest.fixture
@@ -62,9 +63,9 @@ def router() -> RecordingRouter:
 @pytest.fixture
 def pem(tmp_path: Path, authority: Authority) -> dict[str, str]:
     """Paths of ``ca``, ``cert`` and ``key``: the authority and a client certificate."""
-    cert, key = authority.issue("client-7")
+    client = authority.client("client-7")
     paths = {}
-    for name, data in [("ca", authority.pem), ("cert", cert), ("key", key)]:
+    for name, data in [("ca", authority.cert), ("cert", client.cert), ("key", client.key)]:
         path = tmp_path / f"{name}.pem"
         path.write_bytes(data)
         paths[name] = str(path)
@@ -148,7 +149,7 @@ async def test_permission_denied_names_the_role(router: RecordingRouter) -> None
 
 
 async def test_tls_with_the_ca_from_the_option_or_the_environment(
-    router: RecordingRouter, server_cert: tuple[bytes, bytes], pem: dict[str, str]
+    router: RecordingRouter, server_cert: Issued, pem: dict[str, str]
 ) -> None:
     async with serving(router, cert=server_cert) as address:
         by_option = await cli("models", "--address", address, "--tls-ca", pem["ca"])
@@ -161,11 +162,11 @@ async def test_tls_with_the_ca_from_the_option_or_the_environment(
 
 async def test_mutual_tls_presents_the_client_certificate(
     router: RecordingRouter,
-    server_cert: tuple[bytes, bytes],
+    server_cert: Issued,
     authority: Authority,
     pem: dict[str, str],
 ) -> None:
-    async with serving(router, cert=server_cert, client_ca=authority.pem) as address:
+    async with serving(router, cert=server_cert, client_ca=authority.cert) as address:
         result = await cli(
             *("models", "--address", address, "--tls-ca", pem["ca"], "--tls-cert", pem["cert"]),
             LLMROUTER_TLS_KEY=pem["key"],
@@ -177,11 +178,11 @@ async def test_mutual_tls_presents_the_client_certificate(
 
 async def test_mutual_tls_without_a_certificate_says_to_give_one(
     router: RecordingRouter,
-    server_cert: tuple[bytes, bytes],
+    server_cert: Issued,
     authority: Authority,
     pem: dict[str, str],
 ) -> None:
-    async with serving(router, cert=server_cert, client_ca=authority.pem) as address:
+    async with serving(router, cert=server_cert, client_ca=authority.cert) as address:
         result = await cli("models", "--address", address, "--tls-ca", pem["ca"])
 
     assert result.returncode == 1
@@ -192,7 +193,7 @@ async def test_mutual_tls_without_a_certificate_says_to_give_one(
 
 
 async def test_an_untrusted_certificate_says_to_give_the_ca(
-    router: RecordingRouter, server_cert: tuple[bytes, bytes]
+    router: RecordingRouter, server_cert: Issued
 ) -> None:
     async with serving(router, cert=server_cert) as address:
         result = await cli("models", "--address", address, "--tls")
@@ -208,7 +209,7 @@ async def test_an_untrusted_certificate_says_to_give_the_ca(
 async def test_a_certificate_for_another_name_says_to_give_the_name(
     router: RecordingRouter, authority: Authority, pem: dict[str, str]
 ) -> None:
-    cert = authority.issue("llmrouter server", dns=["router.internal"])
+    cert = authority.server("llmrouter server", dns=["router.internal"], ips=[])
 
     async with serving(router, cert=cert) as address:
         unnamed = await cli("models", "--address", address, "--tls-ca", pem["ca"])
@@ -239,7 +240,7 @@ async def test_tls_against_a_plaintext_server_says_so(
 
 
 async def test_plaintext_against_a_tls_server_suggests_tls(
-    router: RecordingRouter, server_cert: tuple[bytes, bytes]
+    router: RecordingRouter, server_cert: Issued
 ) -> None:
     async with serving(router, cert=server_cert) as address:
         result = await cli("models", "--address", address)

@@ -12,7 +12,8 @@ import pytest
 from llmrouter_server.config import Config
 from tests.e2e.grpcurl import GRPCURL
 from tests.helpers import serving
-from tests.security.helpers import ANSWER, backends, make_pki, tls_config
+from tests.security.helpers import make_pki, tls_config
+from tests.security.scripted import ANSWER, backends
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,10 +1,9 @@
-"""What the TLS tests share: certificates on disk, a TLS configuration, scripted
-backends (one of them held mid-answer) and secure channels to the server."""
+"""What the TLS tests share: certificates on disk, a TLS configuration of the
+scripted routes (``scripted.py``) and secure channels to the server."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,18 +13,10 @@ import grpc
 import pytest
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
-from llmrouter_server.backends.base import Backend, BackendRequest, Delta
-from llmrouter_server.backends.scripted import ScriptedBackend, words
 from llmrouter_server.config import Config
-from llmrouter_server.values import FinishReason, Usage
-from tests.helpers import loopback_config, start, text
-from tests.security.certs import Authority, Issued
-
-ANSWER = "the keeper lit the lamp"
-"""What the ``fake-model`` route answers."""
-
-HELD_ANSWER = "a storm came over the sea"
-"""What the ``held-model`` route answers: its first word at once, the rest on release."""
+from tests.certs import Authority, Issued
+from tests.helpers import start, text
+from tests.security.scripted import config
 
 CALL_SECONDS = 5.0
 """Deadline of every call; a refused handshake fails well before it."""
@@ -65,51 +56,11 @@ def make_pki(folder: Path) -> PKI:
 
 
 def tls_config(files: Files, *, mutual: bool = False, **overrides: Any) -> Config:
-    """A loopback configuration with TLS (mutual when asked) and two scripted routes."""
+    """The scripted routes' configuration (``scripted.config``) with TLS, mutual when asked."""
     tls: dict[str, Any] = {"cert_file": files.cert, "key_file": files.key}
     if mutual:
         tls["client_ca_file"] = files.client_ca
-    return loopback_config(
-        backends={
-            "fake": {"kind": "openai", "api_key_env": None},
-            "held": {"kind": "openai", "api_key_env": None},
-        },
-        routes={
-            "fake-model": {"targets": [{"backend": "fake", "model": "m"}]},
-            "held-model": {"targets": [{"backend": "held", "model": "m"}]},
-        },
-        default_route="fake-model",
-        tls=tls,
-        **overrides,
-    )
-
-
-class HeldBackend:
-    """Answers ``HELD_ANSWER``: the first word at once, the rest once ``release`` is set."""
-
-    kind = "scripted"
-    supports_json = False
-    max_concurrency = 4
-
-    def __init__(self) -> None:
-        self.name = "held"
-        self.release = asyncio.Event()
-
-    async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
-        steps = words(HELD_ANSWER)
-        for index, step in enumerate(steps):
-            if index == 1:
-                await self.release.wait()
-            yield Delta(text=step.text, token_count=1)
-        yield Delta(finish_reason=FinishReason.STOP, usage=Usage(1, len(steps)))
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-def backends(held: HeldBackend | None = None) -> dict[str, Backend]:
-    """The backends of ``tls_config``'s routes."""
-    return {"fake": ScriptedBackend("fake", words(ANSWER)), "held": held or HeldBackend()}
+    return config(tls=tls, **overrides)
 
 
 @asynccontextmanager

@@ -18,8 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
@@ -28,7 +27,15 @@ from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.scripted import ScriptedBackend, Step, words
 from llmrouter_server.config import Config
 from llmrouter_server.streams.admission import AdmissionStatus
-from tests.helpers import Served, error_info, eventually, loopback_config, serving, start
+from tests.helpers import (
+    Served,
+    error_info,
+    eventually,
+    loopback_config,
+    serving,
+    start,
+    status_detail,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,14 +102,8 @@ def slots(served: Served) -> Any:
 
 def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
     """The RetryInfo delay of a failed call, in seconds; None without one."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert isinstance(status, status_pb2.Status)
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
-    return None
+    info = status_detail(error, error_details_pb2.RetryInfo)
+    return None if info is None else info.retry_delay.ToNanoseconds() / 1e9
 
 
 class Caller:

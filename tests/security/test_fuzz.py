@@ -55,7 +55,7 @@ from llmrouter_server import app as app_module
 from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.scripted import ScriptedBackend, words
 from llmrouter_server.values import FinishReason, Usage
-from tests.helpers import Served, loopback_config, serving, start, text
+from tests.helpers import Served, scripted_config, serving, start, text
 
 EXAMPLES = int(os.environ.get("LLMROUTER_FUZZ_EXAMPLES", "500"))
 """Cases per run: a few hundred in ``make test``, more in ``make fuzz``."""
@@ -108,16 +108,10 @@ RESPONSES: dict[str, type[Message]] = {
 ALONGSIDE = "the keeper climbed the stairs and lit the lamp before the storm came in"
 """The text of the generation that runs alongside the fuzzing, a word per batch."""
 
-CONFIG = loopback_config(
-    backends={
-        name: {"kind": "openai", "api_key_env": None} for name in ("fake", "paced", "alongside")
-    },
-    routes={
-        "fake-model": {"targets": [{"backend": "fake", "model": "m"}]},
-        "paced-model": {"targets": [{"backend": "paced", "model": "m"}]},
-        "alongside-model": {"targets": [{"backend": "alongside", "model": "m"}]},
-    },
-    default_route="fake-model",
+CONFIG = scripted_config(
+    "fake",
+    "paced",
+    "alongside",
     limits={
         "max_tokens_cap": 64,
         "default_max_tokens": 32,

@@ -32,16 +32,13 @@ from tests.helpers import (
     control_request,
     error_info,
     generate,
-    loopback_config,
     serving,
     start,
     text,
 )
+from tests.security.scripted import ANSWER, config
 
 pytestmark = pytest.mark.timeout(20)
-
-ANSWER = "the keeper lit the lamp"
-"""What the ``fake-model`` route answers."""
 
 JUNK = b"\xff\xff\xff"
 """Bytes that are no protobuf message (a truncated varint field tag)."""
@@ -53,18 +50,7 @@ still do not decode (proto3 strings must be UTF-8)."""
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SERVICE = "/llmrouter.v1.RouterService/"
 
-CONFIG = loopback_config(
-    backends={
-        "fake": {"kind": "openai", "api_key_env": None},
-        "held": {"kind": "openai", "api_key_env": None},
-    },
-    routes={
-        "fake-model": {"targets": [{"backend": "fake", "model": "m"}]},
-        "held-model": {"targets": [{"backend": "held", "model": "m"}]},
-    },
-    default_route="fake-model",
-    limits={"max_watches_per_call": 2},
-)
+CONFIG = config(limits={"max_watches_per_call": 2})
 
 
 class _Tracebacks(logging.Handler):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,77 +21,28 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.auth.principal import OPEN
-from llmrouter_server.backends.base import Backend, BackendRequest, Delta
-from llmrouter_server.backends.scripted import ScriptedBackend, words
-from llmrouter_server.config import Config
-from llmrouter_server.values import FinishReason, Usage
 from tests.helpers import (
     Served,
     error_info,
     generate,
     kinds,
-    loopback_config,
     read_events,
     serving,
     start,
     text,
 )
+from tests.security.scripted import ANSWER, HeldBackend, backends, config
 
 pytestmark = pytest.mark.timeout(60)
 
-ANSWER = "the keeper lit the lamp"
-"""What ``fake-model`` answers."""
-
 HELD = " ".join(f"w{index}" for index in range(40))
-"""What ``held-model`` answers: its first word at once, the rest once released."""
-
-
-def config(**overrides: Any) -> Config:
-    return loopback_config(
-        backends={
-            "fake": {"kind": "openai", "api_key_env": None},
-            "held": {"kind": "openai", "api_key_env": None},
-        },
-        routes={
-            "fake-model": {"targets": [{"backend": "fake", "model": "m"}]},
-            "held-model": {"targets": [{"backend": "held", "model": "m"}]},
-        },
-        default_route="fake-model",
-        **overrides,
-    )
-
-
-class HeldBackend:
-    """Answers ``HELD`` word by word: the first word at once, the rest once released."""
-
-    kind = "scripted"
-    supports_json = False
-    max_concurrency = 4
-
-    def __init__(self) -> None:
-        self.name = "held"
-        self.release = asyncio.Event()
-
-    async def stream(self, request: BackendRequest) -> AsyncGenerator[Delta, None]:
-        steps = words(HELD)
-        for index, step in enumerate(steps):
-            if index == 1:
-                await self.release.wait()
-            await asyncio.sleep(0)
-            yield Delta(text=step.text, token_count=1)
-        yield Delta(finish_reason=FinishReason.STOP, usage=Usage(1, len(steps)))
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-def backends(held: HeldBackend | None = None) -> dict[str, Backend]:
-    return {"fake": ScriptedBackend("fake", words(ANSWER)), "held": held or HeldBackend()}
+"""What ``held-model`` answers in the tests that hold it: its first word at once,
+the rest once released."""
 
 
 @pytest.fixture
 def held() -> HeldBackend:
-    return HeldBackend()
+    return HeldBackend(HELD)
 
 
 @pytest.fixture
@@ -210,6 +161,17 @@ async def test_retained_generations_count_their_labels_and_stay_within_the_budge
     assert oldest.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def holding_subscriber(served: Served, stream_id: str) -> Any:
+    """A Subscribe call on ``stream_id``, BLOCK in CREDIT flow with no credits: it holds
+    the producer from the start."""
+    add = ops_pb.AddSubscription(
+        stream_id=stream_id,
+        slow_policy=ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK,
+        flow=gen_pb.FlowControl(mode=gen_pb.FLOW_MODE_CREDIT, initial_credits=0),
+    )
+    return served.stub.Subscribe(iter([svc_pb.SubscribeRequest(add=add)]))
+
+
 async def test_a_block_subscriber_holding_the_producer_is_disconnected_and_the_owner_goes_on(
     held: HeldBackend,
 ) -> None:
@@ -218,12 +180,7 @@ async def test_a_block_subscriber_holding_the_producer_is_disconnected_and_the_o
         owner = served.stub.Generate(iter([start(model="held-model")]))
         first = await read_events(owner, limit=2)
         stream_id = first[0].stream_id
-        add = ops_pb.AddSubscription(
-            stream_id=stream_id,
-            slow_policy=ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK,
-            flow=gen_pb.FlowControl(mode=gen_pb.FLOW_MODE_CREDIT, initial_credits=0),
-        )
-        holder = served.stub.Subscribe(iter([svc_pb.SubscribeRequest(add=add)]))
+        holder = holding_subscriber(served, stream_id)
         added = await holder.read()
         held.release.set()
 
@@ -246,12 +203,7 @@ async def test_the_owners_own_cursor_is_not_held_to_max_hold(held: HeldBackend) 
         await owner.write(start(model="held-model", flow=flow))
         first = await read_events(owner, limit=2)
         stream_id = first[0].stream_id
-        add = ops_pb.AddSubscription(
-            stream_id=stream_id,
-            slow_policy=ops_pb.SLOW_SUBSCRIBER_POLICY_BLOCK,
-            flow=gen_pb.FlowControl(mode=gen_pb.FLOW_MODE_CREDIT, initial_credits=0),
-        )
-        holder = served.stub.Subscribe(iter([svc_pb.SubscribeRequest(add=add)]))
+        holder = holding_subscriber(served, stream_id)
         await holder.read()
         held.release.set()
 

@@ -18,20 +18,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmrouter_server.app import serve
 from llmrouter_server.config import TLSConfig
 from llmrouter_server.transport import ServerTLS
+from tests.certs import Authority
 from tests.helpers import eventually, kinds, read_events, serving, text
-from tests.security.certs import Authority
 from tests.security.helpers import (
-    ANSWER,
-    HELD_ANSWER,
     PKI,
-    HeldBackend,
     answer,
-    backends,
     generate_call,
     refused,
     tls_channel,
     tls_config,
 )
+from tests.security.scripted import ANSWER, HELD_ANSWER, HeldBackend, backends
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -24,7 +24,7 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.backends.scripted import ScriptedBackend, words
-from tests.helpers import Served, control_request, loopback_config, read_events, serving, start
+from tests.helpers import Served, control_request, read_events, scripted_config, serving, start
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,12 +46,7 @@ def key_entry(name: str) -> dict[str, Any]:
     }
 
 
-CONFIG = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
-    auth={"api_keys": [key_entry(name) for name in KEYS]},
-)
+CONFIG = scripted_config("fake", auth={"api_keys": [key_entry(name) for name in KEYS]})
 SLOW = " ".join(f"w{index}" for index in range(400))
 
 
@@ -260,12 +255,7 @@ async def test_blocking_a_stream_is_for_its_owner_or_an_admin(served: Served) ->
 async def test_the_key_file_is_reread_when_it_changes(tmp_path: Any) -> None:
     keys = tmp_path / "keys.yaml"
     keys.write_text(f"- {{id: old, sha256: {_sha('old-key')}, tenant: t}}\n", encoding="utf-8")
-    config = loopback_config(
-        backends={"fake": {"kind": "openai", "api_key_env": None}},
-        routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-        default_route="fake-model",
-        auth={"api_keys_file": str(keys)},
-    )
+    config = scripted_config("fake", auth={"api_keys_file": str(keys)})
     async with serving(config, {"fake": ScriptedBackend("fake", words("x"))}) as served:
 
         async def accepted(key: str) -> bool:

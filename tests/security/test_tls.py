@@ -1,6 +1,6 @@
 """TLS and mutual TLS on the gRPC port: who gets through, and start-up errors.
 
-Certificates are made per test (``tests.security.certs``); the server runs
+Certificates are made per test (``tests.certs``); the server runs
 in-process on a loopback port with a scripted backend, and every client is
 the generated stub on a secure channel of its own (its own connection).
 """
@@ -18,18 +18,17 @@ from llmrouter_server.app import RunningServer
 from llmrouter_server.config import Config
 from llmrouter_server.errors import ConfigError
 from llmrouter_server.transport import EXPOSED_WARNING, ServerTLS, describe, exposure_warning
+from tests.certs import Authority, Issued
 from tests.helpers import loopback_config, serving
-from tests.security.certs import Authority, Issued
 from tests.security.helpers import (
-    ANSWER,
     PKI,
     answer,
-    backends,
     plaintext_channel,
     refused,
     tls_channel,
     tls_config,
 )
+from tests.security.scripted import ANSWER, backends
 
 pytestmark = pytest.mark.timeout(20)
 

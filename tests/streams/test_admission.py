@@ -16,9 +16,11 @@ from llmrouter_server.errors import InvalidArgument, ResourceExhausted
 from llmrouter_server.routing.router import build_router
 from llmrouter_server.streams.admission import Admission, AdmissionStatus, Ticket
 from llmrouter_server.streams.events import Event
-from llmrouter_server.streams.generation import Generation, Settings, StreamState
+from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.streams.log import Cursor, Window
 from llmrouter_server.streams.request import Flow, GenerationRequest
+from llmrouter_server.streams.settings import Settings
 from llmrouter_server.values import CancelledBy
 from tests.helpers import eventually
 

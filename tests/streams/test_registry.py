@@ -9,10 +9,11 @@ from llmrouter_server.backends.scripted import ScriptedBackend, words
 from llmrouter_server.config import Config
 from llmrouter_server.errors import AlreadyExists, NotFound
 from llmrouter_server.routing.router import Router, build_router
-from llmrouter_server.streams.generation import Generation, Settings
+from llmrouter_server.streams.generation import Generation
 from llmrouter_server.streams.log import Window
 from llmrouter_server.streams.registry import StreamRegistry
 from llmrouter_server.streams.request import Flow, GenerationRequest
+from llmrouter_server.streams.settings import Settings
 
 
 class Clock:

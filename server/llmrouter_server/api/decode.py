@@ -20,7 +20,7 @@ from llmrouter_server.api.encode import POLICIES_BY_VALUE, STATES_BY_VALUE
 from llmrouter_server.errors import InvalidArgument
 from llmrouter_server.routing.route import Overrides
 from llmrouter_server.shaping.coalesce import CoalesceMode, Coalescing
-from llmrouter_server.streams.generation import StreamState
+from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.streams.log import SlowPolicy
 from llmrouter_server.streams.request import Flow, GenerationRequest, StreamOptions
 from llmrouter_server.values import Message, MidStreamAction, Role, Sampling

@@ -15,7 +15,7 @@ from llmrouter_server.routing.breaker import CircuitState
 from llmrouter_server.routing.items import FallbackUsed
 from llmrouter_server.routing.route import Route
 from llmrouter_server.streams import events
-from llmrouter_server.streams.generation import StreamState
+from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.streams.status import StreamStatus
 from llmrouter_server.values import CancelledBy, FinishReason, MidStreamAction, RoutePolicy, Usage
 

@@ -3,14 +3,14 @@
 The producer first waits for its admission ticket (its identity's limits,
 ``admission.py``; ``queued`` events tell its place in line), then pulls route
 items (queue positions, attempt starts, deltas) one at a time and appends
-events to the log. Before each pull it passes a gate:
-it waits while the generation is paused or a lossless consumer is past its
-window. A generation that waits at the gate longer than ``release_after``
-gives its backend back (the llama.cpp instance, the HTTP connection) and
-later continues on a new backend stream with the text so far as the start of
-the answer (a continuation), so no text is lost or repeated. However the
-producer stops, the ticket is finished once, with the tokens every attempt
-used, so the identity's unused reservation is refunded.
+events to the log. Before each pull it passes a gate (``gate.py``): it waits
+while the generation is paused or a lossless consumer is past its window. A
+generation that waits there longer than ``release_after`` gives its backend
+back and later continues on a new backend stream with the text so far as the
+start of the answer (a continuation), so no text is lost or repeated. However
+the producer stops, the ticket is finished once, with the tokens every attempt
+used, so the identity's unused reservation is refunded. Who the generation
+runs for, and how long it outlives its caller, is ``attachment.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from dataclasses import dataclass
-from enum import StrEnum
 
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import FailedPrecondition, Internal, RouterError
@@ -30,56 +28,23 @@ from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
+from llmrouter_server.streams.attachment import Attachment
 from llmrouter_server.streams.events import Paused, Queued, Resumed, Started
-from llmrouter_server.streams.log import Cursor, ReplayLog, Window
+from llmrouter_server.streams.gate import Gate
+from llmrouter_server.streams.lifecycle import FINISHED, StreamState, check_running
+from llmrouter_server.streams.log import Cursor, ReplayLog
 from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
+from llmrouter_server.streams.settings import Settings
 from llmrouter_server.streams.ticket import Ticket
 from llmrouter_server.values import CancelledBy
 
 logger = logging.getLogger(__name__)
 
-
-class StreamState(StrEnum):
-    """The lifecycle of a generation."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED = frozenset({StreamState.COMPLETED, StreamState.FAILED, StreamState.CANCELLED})
-"""States a generation never leaves."""
-
 OBJECT_BYTES = 10 * 1024
 """What a finished generation's objects cost beyond its events and request, for
 the retention budget: tracemalloc measures about 10 KiB for a one-chunk
 generation (asyncio events and the log's deques are most of it)."""
-
-_ENDED = {
-    StreamState.COMPLETED: "has completed",
-    StreamState.FAILED: "has failed",
-    StreamState.CANCELLED: "was cancelled",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How much one generation may produce, buffer and keep."""
-
-    max_tokens: int
-    """The effective token limit."""
-    window: Window
-    """How far the caller may fall behind before the producer waits."""
-    retain_bytes: int
-    """Event bytes kept for replay."""
-    release_after: float
-    """Seconds a paused or stalled generation keeps its backend before giving it back."""
-    detach_after: float | None = None
-    """Seconds the generation waits for a consumer once its caller left; None cancels."""
 
 
 class Generation:
@@ -113,19 +78,12 @@ class Generation:
         self._router = router
         self._ticket = ticket or Ticket(None, settings.max_tokens, None)
         self._request_bytes = request.retained_bytes()
-        self._output = Output(request, route, self.tally, self.log, self._caller_lags)
-        self._free = asyncio.Event()
-        self._free.set()
+        self._attachment = Attachment(self.log, settings.window, self._detach_expired)
+        self._output = Output(request, route, self.tally, self.log, self._attachment.owner_lags)
+        self._gate = Gate(self.log, settings.release_after)
         self._state_before_pause = StreamState.QUEUED
         self._task: asyncio.Task[None] | None = None
         self._cancelled = (CancelledBy.CALLER, "")
-        self._owner: Cursor | None = None
-        self._placeholder: Cursor | None = None
-        self._detach_timer: asyncio.TimerHandle | None = None
-
-    def _caller_lags(self) -> bool:
-        """True while the caller's cursor has events it has not taken."""
-        return self._owner is not None and self._owner.lag()[0] > 0
 
     @property
     def retained_bytes(self) -> int:
@@ -135,12 +93,12 @@ class Generation:
     @property
     def consumers(self) -> int:
         """Readers attached now (a detached caller's place is not one)."""
-        return self.log.cursors - (self._placeholder is not None)
+        return self.log.cursors - self._attachment.detached
 
     @property
     def detached(self) -> bool:
         """True while the generation runs with its caller gone."""
-        return self._placeholder is not None
+        return self._attachment.detached
 
     def open_owner(self, offset: int, flow: Flow) -> Cursor:
         """The caller's lossless cursor, from ``offset``.
@@ -149,43 +107,22 @@ class Generation:
             FailedPrecondition: Another caller owns the generation.
             OutOfRange: The offset is not available.
         """
-        if self._owner is not None:
-            raise FailedPrecondition(
-                f"stream {self.stream_id!r} is attached to another caller",
-                stream_id=self.stream_id,
-            )
-        if self._placeholder is not None:
-            # Re-attaching: the place-holder kept everything after its offset.
-            self._placeholder.close()
-            self._placeholder = None
-        if self._detach_timer is not None:
-            self._detach_timer.cancel()
-            self._detach_timer = None
-        self._owner = self.log.cursor(offset, self.settings.window, credits=flow.credits)
-        return self._owner
+        return self._attachment.attach(offset, flow.credits)
 
     def close_owner(self, cursor: Cursor) -> None:
         """The caller left: cancel, or keep running detached for the request's TTL."""
-        cursor.close()
-        if cursor is self._owner:
-            self._owner = None
+        self._attachment.leave(cursor)
         if self.state in FINISHED:
             return
         ttl = self.settings.detach_after
         if ttl is None:
             self.cancel()
             return
-        # A lossless place-holder as large as the replay budget: the generation
-        # runs ahead that far, then waits for the caller to come back.
-        budget = self.settings.retain_bytes
-        window = Window(budget, budget, budget, budget)
-        self._placeholder = self.log.cursor(cursor.offset, window)
-        self._detach_timer = asyncio.get_running_loop().call_later(ttl, self._detach_expired)
+        self._attachment.detach(cursor.offset, ttl)
 
     def _detach_expired(self) -> None:
-        self._detach_timer = None
-        if self._placeholder is not None:
-            self.cancel(CancelledBy.DETACH_TIMEOUT, "no consumer came back within the detach TTL")
+        """The detach TTL ran out with no consumer back."""
+        self.cancel(CancelledBy.DETACH_TIMEOUT, "no consumer came back within the detach TTL")
 
     def start(self, on_done: Callable[[Generation], None] | None = None) -> None:
         """Starts producing.
@@ -211,13 +148,13 @@ class Generation:
         Raises:
             FailedPrecondition: Finished or already paused.
         """
-        self._check_running("pause")
+        check_running(self.state, "pause", self.stream_id)
         if self.state is StreamState.PAUSED:
             raise FailedPrecondition(
                 f"stream {self.stream_id!r} is already paused", stream_id=self.stream_id
             )
         self._state_before_pause = self.state
-        self._free.clear()
+        self._gate.pause()
         self.log.append(Paused(reason))
         self._set_state(StreamState.PAUSED)
 
@@ -227,7 +164,7 @@ class Generation:
         Raises:
             FailedPrecondition: Not paused.
         """
-        self._check_running("resume")
+        check_running(self.state, "resume", self.stream_id)
         if self.state is not StreamState.PAUSED:
             raise FailedPrecondition(
                 f"stream {self.stream_id!r} is not paused (it is {self.state})",
@@ -235,7 +172,7 @@ class Generation:
             )
         self.log.append(Resumed())
         self._set_state(self._state_before_pause)
-        self._free.set()
+        self._gate.resume()
 
     def cancel(self, by: CancelledBy = CancelledBy.CALLER, reason: str = "") -> None:
         """Stops the generation and its backend.
@@ -257,13 +194,6 @@ class Generation:
         being cancelled does not cancel it)."""
         if self._task is not None:
             await asyncio.wait({self._task})
-
-    def _check_running(self, action: str) -> None:
-        if self.state in FINISHED:
-            raise FailedPrecondition(
-                f"cannot {action} stream {self.stream_id!r}: it {_ENDED[self.state]}",
-                stream_id=self.stream_id,
-            )
 
     def _set_state(self, state: StreamState) -> None:
         if state is not self.state:
@@ -303,7 +233,7 @@ class Generation:
             async for position in positions:
                 self.log.append(Queued(position))
         while not await self._pull():
-            await self._until_free()
+            await self._gate.wait()
         self._output.flush()
         self.log.append(self.tally.completed())
         self._set_state(StreamState.COMPLETED)
@@ -322,7 +252,7 @@ class Generation:
         )
         async with aclosing(route_stream) as items:
             while True:
-                if not await self._gate():
+                if not await self._gate.passes():
                     return False
                 try:
                     item = await anext(items)
@@ -331,24 +261,6 @@ class Generation:
                 if self._record(item):
                     self.tally.stop_sequence()
                     return True
-
-    async def _gate(self) -> bool:
-        """Waits until the producer may pull; False when it waited too long."""
-        if self._free.is_set() and not self.log.blocked():
-            return True
-        try:
-            async with asyncio.timeout(self.settings.release_after):
-                await self._until_free()
-        except TimeoutError:
-            return False
-        return True
-
-    async def _until_free(self) -> None:
-        while True:
-            await self._free.wait()
-            await self.log.wait_room()
-            if self._free.is_set():
-                return
 
     def _record(self, item: RouteItem) -> bool:
         """Records one route item; True when a stop sequence ends the generation."""
@@ -382,9 +294,4 @@ class Generation:
     def _stop_timers(self) -> None:
         """Stops what would outlive the producer: the output's and the detach timer."""
         self._output.close()
-        if self._detach_timer is not None:
-            self._detach_timer.cancel()
-            self._detach_timer = None
-        if self._placeholder is not None:
-            self._placeholder.close()
-            self._placeholder = None
+        self._attachment.close()

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import AlreadyExists, InvalidArgument, NotFound
-from llmrouter_server.streams.generation import FINISHED, Generation, StreamState
+from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.lifecycle import FINISHED, StreamState
 from llmrouter_server.streams.status import StreamStatus, snapshot
 
 WATCH_QUEUE = 256

@@ -22,10 +22,12 @@ from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
 from llmrouter_server.streams.admission import Admission, Ticket, queue_claim
 from llmrouter_server.streams.events import Event
-from llmrouter_server.streams.generation import Generation, Settings, StreamState
+from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
 from llmrouter_server.streams.request import Flow, GenerationRequest, validate
+from llmrouter_server.streams.settings import Settings
 from llmrouter_server.streams.status import StreamStatus, snapshot
 from llmrouter_server.values import CancelledBy, RoutePolicy
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmrouter_server.errors import RouterError
-from llmrouter_server.streams.generation import Generation, StreamState
+from llmrouter_server.streams.generation import Generation
+from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.values import FinishReason, Usage
 
 

@@ -1,15 +1,18 @@
 """Test certificates made with ``cryptography``: certificate authorities, and
 server and client certificates they sign.
 
-A server certificate names ``localhost`` (DNS) and ``127.0.0.1`` (IP) in its
-subject alternative names, so a client dialling ``127.0.0.1`` verifies it
-without overriding the target name.
+By default a server certificate names ``localhost`` (DNS) and ``127.0.0.1``
+(IP) in its subject alternative names, so a client dialling ``127.0.0.1``
+verifies it without overriding the target name; a test of name checks gives
+other names. The security tests and the client and CLI credential tests use
+these.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +71,22 @@ class Authority:
         path.write_bytes(self.cert)
         return path
 
-    def server(self, name: str = "localhost") -> Issued:
-        """A server certificate for ``localhost`` and ``127.0.0.1``."""
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    def server(
+        self,
+        name: str = "localhost",
+        *,
+        dns: Sequence[str] = ("localhost",),
+        ips: Sequence[str] = ("127.0.0.1",),
+    ) -> Issued:
+        """A server certificate whose common name is ``name``.
+
+        Args:
+            name: The common name.
+            dns: The host names it is for.
+            ips: The IP addresses it is for.
+        """
+        names: list[x509.GeneralName] = [x509.DNSName(host) for host in dns]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         return self._issue(name, ExtendedKeyUsageOID.SERVER_AUTH, names)
 
     def client(self, name: str) -> Issued:
