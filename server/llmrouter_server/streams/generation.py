@@ -29,10 +29,11 @@ from llmrouter_server.routing.router import Router
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
 from llmrouter_server.streams.attachment import Attachment
-from llmrouter_server.streams.events import Paused, Queued, Resumed, Started
+from llmrouter_server.streams.events import Event, Paused, Queued, Resumed, Started
 from llmrouter_server.streams.gate import Gate
 from llmrouter_server.streams.lifecycle import FINISHED, StreamState, check_running
 from llmrouter_server.streams.log import Cursor, ReplayLog
+from llmrouter_server.streams.observers import Observer
 from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
 from llmrouter_server.streams.settings import Settings
@@ -72,9 +73,10 @@ class Generation:
         self.finished_at: float | None = None
         self.transcript = Transcript()
         self.tally = Accounting(settings.max_tokens, request.options, self.transcript)
-        self.log = ReplayLog(stream_id, settings.retain_bytes)
+        self.log = ReplayLog(stream_id, settings.retain_bytes, self._appended)
         self.error: RouterError | None = None
-        self.on_change: Callable[[Generation], None] = lambda _: None
+        self.observers: list[Observer] = []
+        """Told of every state change and event (``observers.py``)."""
         self._router = router
         self._ticket = ticket or Ticket(None, settings.max_tokens, None)
         self._request_bytes = request.retained_bytes()
@@ -200,7 +202,12 @@ class Generation:
             self.state = state
             if state in FINISHED:
                 self.finished_at = time.time()
-            self.on_change(self)
+            for observer in self.observers:
+                observer.state_changed(self)
+
+    def _appended(self, event: Event) -> None:
+        for observer in self.observers:
+            observer.event_added(self, event)
 
     async def _produce(self) -> None:
         try:

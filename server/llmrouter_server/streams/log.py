@@ -27,6 +27,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 
 from llmrouter_server.errors import OutOfRange, ResourceExhausted, RouterError
 from llmrouter_server.streams.cursor import Cursor, SlowPolicy, Window
@@ -48,9 +49,22 @@ def event_size(kind: EventKind) -> int:
 class ReplayLog:
     """Offset-numbered events of one generation, shared by all its consumers."""
 
-    def __init__(self, stream_id: str, retain_bytes: int) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        retain_bytes: int,
+        on_append: Callable[[Event], None] | None = None,
+    ) -> None:
+        """An empty log.
+
+        Args:
+            stream_id: The generation's id, stamped on every event.
+            retain_bytes: Event bytes kept for replay; the oldest go first.
+            on_append: Told of every event once it is in the log.
+        """
         self.stream_id = stream_id
         self.retain_bytes = retain_bytes
+        self._on_append = on_append
         self.first_offset = 0
         self.next_offset = 0
         self.total_bytes = 0
@@ -82,6 +96,8 @@ class ReplayLog:
         self.retained_bytes += size
         self._evict()
         self._wake()
+        if self._on_append is not None:
+            self._on_append(event)
         return event
 
     def close(self, error: RouterError | None = None, *, abrupt: bool = False) -> None:

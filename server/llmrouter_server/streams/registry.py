@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import AlreadyExists, InvalidArgument, NotFound
+from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation
 from llmrouter_server.streams.lifecycle import FINISHED, StreamState
 from llmrouter_server.streams.status import StreamStatus, snapshot
@@ -75,7 +76,7 @@ class Watcher:
 
 
 class StreamRegistry:
-    """Generations by stream id."""
+    """Generations by stream id; an observer of each one it holds."""
 
     def __init__(
         self,
@@ -110,8 +111,8 @@ class StreamRegistry:
             )
         self._streams[key] = generation
         self._tenants.setdefault(generation.stream_id, set()).add(key[0])
-        generation.on_change = self._changed
-        self._changed(generation)
+        generation.observers.append(self)
+        self.state_changed(generation)
 
     def get(self, principal: Principal, stream_id: str) -> Generation:
         """Finds a generation the principal may see.
@@ -183,7 +184,11 @@ class StreamRegistry:
                 return
             self._forget(key)
 
-    def _changed(self, generation: Generation) -> None:
+    def event_added(self, generation: Generation, event: Event) -> None:
+        """Events are the log's business, not the registry's."""
+
+    def state_changed(self, generation: Generation) -> None:
+        """Keeps finished generations for retention; pushes the status to watchers."""
         key = _key(generation)
         if generation.state in FINISHED and key not in self._finished:
             size = generation.retained_bytes

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.config import LimitsConfig, StreamsConfig
@@ -25,6 +25,7 @@ from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation
 from llmrouter_server.streams.lifecycle import StreamState
 from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
+from llmrouter_server.streams.observers import Observer
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
 from llmrouter_server.streams.request import Flow, GenerationRequest, validate
 from llmrouter_server.streams.settings import Settings
@@ -35,8 +36,17 @@ from llmrouter_server.values import CancelledBy, RoutePolicy
 class Generations:
     """Starts, tracks, steers and stops generations."""
 
-    def __init__(self, router: Router, limits: LimitsConfig, streams: StreamsConfig) -> None:
+    def __init__(
+        self,
+        router: Router,
+        limits: LimitsConfig,
+        streams: StreamsConfig,
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        """The domain over ``router``; ``observers`` watch every generation (metrics,
+        traces, stats, logs), after the registry."""
         self.router = router
+        self.observers = tuple(observers)
         self.limits = limits
         self.config = streams
         self.registry = StreamRegistry(streams.retain_seconds, streams.retain_total_bytes)
@@ -83,6 +93,9 @@ class Generations:
         except BaseException:
             ticket.finish(0)
             raise
+        for observer in self.observers:
+            generation.observers.append(observer)
+            observer.state_changed(generation)
         cursor = generation.open_owner(0, request.flow)
         generation.start()
         return generation, cursor
