@@ -65,10 +65,10 @@ def scripted_config(*names: str, **overrides: Any) -> Config:
 
 @asynccontextmanager
 async def serving(
-    config: Config, backends: Mapping[str, Backend] | None = None
+    config: Config, backends: Mapping[str, Backend] | None = None, **options: Any
 ) -> AsyncIterator[Served]:
-    """Starts a server in this event loop; stops it on exit."""
-    server = await start_server(config, backends)
+    """Starts a server in this event loop (``options`` go to ``start_server``); stops it on exit."""
+    server = await start_server(config, backends, **options)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     try:
         yield Served(server, channel, svc_grpc.RouterServiceStub(channel))

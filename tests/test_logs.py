@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +31,42 @@ def test_other_grpc_errors_are_kept() -> None:
 
     assert PeerGoneFilter().filter(record) is True
     assert record.levelno == logging.ERROR
+
+
+CONFIGURED = """
+import logging
+from llmrouter_server.logs import configure
+configure("info", {fmt!r})
+log = logging.getLogger("llmrouter_server.x")
+log.info("stream %s started", "gen-1", extra={{"stream_id": "gen-1"}})
+log.debug("not shown")
+"""
+
+
+@pytest.mark.timeout(30)
+def test_the_json_format_writes_one_object_per_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIGURED.format(fmt="json")],
+        capture_output=True, text=True, check=True, timeout=20,
+    )  # fmt: skip
+
+    [line] = result.stderr.splitlines()
+    parsed = json.loads(line)
+    assert list(parsed) == ["time", "level", "logger", "message", "stream_id"]
+    assert (parsed["level"], parsed["logger"], parsed["message"], parsed["stream_id"]) == (
+        "INFO",
+        "llmrouter_server.x",
+        "stream gen-1 started",
+        "gen-1",
+    )
+
+
+@pytest.mark.timeout(30)
+def test_the_text_format_is_as_before() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIGURED.format(fmt="text")],
+        capture_output=True, text=True, check=True, timeout=20,
+    )  # fmt: skip
+
+    [line] = result.stderr.splitlines()
+    assert line.endswith(" INFO llmrouter_server.x: stream gen-1 started")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -274,12 +275,31 @@ func assertCommandError(t *testing.T, err error, code codes.Code, message string
 	}
 }
 
-func TestGetStatsSurfacesUnimplemented(t *testing.T) {
+func TestGetStatsReportsEveryRoute(t *testing.T) {
 	ctx, client := setup(t)
 
-	_, err := client.GetStats(ctx, "")
+	reply, err := client.GetStats(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	assertCode(t, err, codes.Unimplemented)
+	if got := reply.GetWindow().AsDuration(); got != 5*time.Minute {
+		t.Fatalf("window = %v, want 5m", got)
+	}
+	if len(reply.GetPerModel()) != 1 || reply.GetPerModel()[0].GetModel() != "smollm2-135m-instruct" {
+		t.Fatalf("per_model = %v, want one report for smollm2-135m-instruct", reply.GetPerModel())
+	}
+	if reply.GetTotal().GetModel() != "" {
+		t.Fatalf("total.model = %q, want empty", reply.GetTotal().GetModel())
+	}
+}
+
+func TestGetStatsOfAnUnknownModelIsNotFound(t *testing.T) {
+	ctx, client := setup(t)
+
+	_, err := client.GetStats(ctx, "gpt-17")
+
+	assertCode(t, err, codes.NotFound)
 }
 
 func TestSubscriptionEndsWithEOFWhenNothingIsFollowed(t *testing.T) {

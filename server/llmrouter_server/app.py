@@ -3,18 +3,25 @@
 The port is plaintext, TLS or mutual TLS (``transport``); SIGHUP re-reads the
 TLS files at the next connection.
 
-Shutdown (SIGTERM or SIGINT): health turns NOT_SERVING, new generations are
-refused with UNAVAILABLE, running ones get the grace period, the rest are
-cancelled: their log ends with ``completed`` (CANCELLED, by SHUTDOWN).
+Shutdown (SIGTERM or SIGINT, ``RunningServer.stop``): health turns NOT_SERVING
+at once (the server, ``llmrouter.v1.RouterService`` and every route), new
+generations are refused with UNAVAILABLE, running ones (detached ones too) get
+``server.grace_period_seconds`` to finish, and the rest end with UNAVAILABLE
+carrying their stream id and resume offset, for their callers and subscribers
+alike. Health watches end with UNAVAILABLE, calls get up to ``_FLUSH_SECONDS`` to
+write their final status, and the closers run (telemetry, the metrics server),
+so the process exits within the grace period and a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,15 +36,23 @@ from llmrouter_server.api.servicer import RouterServicer
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.backends.build import build_backends
 from llmrouter_server.config import Config
-from llmrouter_server.routing.router import build_router
+from llmrouter_server.routing.router import Router, build_router
 from llmrouter_server.streams.service import Generations
+from llmrouter_server.telemetry.logs import LogObserver
+from llmrouter_server.telemetry.setup import Telemetry
+from llmrouter_server.telemetry.stats import StatsObserver
 from llmrouter_server.transport import ServerTLS, describe, exposure_warning, listen
 
 logger = logging.getLogger(__name__)
 
 
-_FLUSH_SECONDS = 1.0
-"""Time calls get to write their final status once their generation ended."""
+_FLUSH_SECONDS = 0.5
+"""Time calls get to write their final status once the generations have ended (and
+health watches have been ended); calls still open then (a Control channel, a
+Subscribe call the client keeps open) are cancelled."""
+
+Closer = Callable[[], Awaitable[None] | None]
+"""Something to stop last at shutdown (telemetry's ``shutdown``, the metrics server)."""
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name
 """``llmrouter.v1.RouterService``, as health checks and reflection name it."""
@@ -59,6 +74,11 @@ class RunningServer:
     """Per-route health statuses."""
     tls: ServerTLS | None = None
     """The port's TLS credentials and their rotation; None when it is plaintext."""
+    closers: list[Closer] = field(default_factory=list)
+    """Run in order at the end of ``stop``, once no call is left: what must see
+    every generation end first (telemetry's exporters, the metrics HTTP server).
+    Each should return within a fraction of a second: the process exits within
+    the grace period and one second."""
 
     def reload(self) -> None:
         """Re-reads what can change while serving (SIGHUP): the TLS files."""
@@ -70,30 +90,59 @@ class RunningServer:
     async def stop(self, grace: float) -> None:
         """Refuses new work, lets running generations finish for ``grace`` seconds, stops.
 
-        Generations still running after the grace period are cancelled: their
-        log ends with ``completed`` (CANCELLED, by SHUTDOWN).
+        Generations still running after the grace period end with UNAVAILABLE
+        and the offset to re-attach from (``Generations.shut_down``).
         """
+        began = time.monotonic()
+        logger.info(
+            "shutting down: NOT_SERVING, refusing new generations; %d running get %gs of grace",
+            len(self.generations.registry.running()), grace,
+        )  # fmt: skip
         self.route_health.stop()
         await self.health.enter_graceful_shutdown()
-        self.generations.stop_accepting()
-        await self.generations.drain(grace)
-        await self.generations.cancel_all()
+        drained = await self.generations.shut_down(grace)
+        self.health.close()
         await self.server.stop(_FLUSH_SECONDS)
         await self.generations.close()
+        for close in self.closers:
+            try:
+                closing = close()
+                if inspect.isawaitable(closing):
+                    await closing
+            except Exception:  # one failing closer must not keep the others from running
+                logger.exception("shutdown: %r failed", close)
+        logger.info(
+            "shut down in %.1fs: %d generations finished within the grace, %d ended UNAVAILABLE",
+            time.monotonic() - began, drained.finished, drained.interrupted,
+        )  # fmt: skip
 
 
 async def start_server(
-    config: Config, backends: Mapping[str, Backend] | None = None
+    config: Config,
+    backends: Mapping[str, Backend] | None = None,
+    *,
+    make_telemetry: Callable[[Config, Router], Telemetry] = Telemetry.from_config,
 ) -> RunningServer:
     """Builds the backends (unless given), binds the port and starts serving.
+
+    Args:
+        config: The configuration.
+        backends: Backends by name instead of the configured ones (tests).
+        make_telemetry: Builds the metrics and traces (tests add in-memory
+            exporters with ``functools.partial(Telemetry.from_config, ...)``).
 
     Raises:
         ConfigError: A ``tls`` file is unreadable or invalid (checked before
             any backend is built), or a backend cannot be built.
+        OSError: ``telemetry.metrics_port`` cannot be bound.
     """
     tls = ServerTLS(config.tls) if config.tls is not None else None
     built = dict(backends) if backends is not None else build_backends(config)
-    generations = Generations(build_router(config, built), config.limits, config.streams)
+    router = build_router(config, built)
+    telemetry = make_telemetry(config, router)
+    stats = StatsObserver(config.telemetry.stats_window_seconds)
+    observers = [*telemetry.observers, stats, LogObserver()]
+    generations = Generations(router, config.limits, config.streams, observers)
     server = grpc.aio.server(
         interceptors=interceptors(config),
         options=[
@@ -103,18 +152,21 @@ async def start_server(
         ],
     )
     service_pb2_grpc.add_RouterServiceServicer_to_server(
-        RouterServicer(generations, open_access=config.auth is None), server
+        RouterServicer(generations, open_access=config.auth is None, stats=stats), server
     )
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME])
     port = listen(server, config.server, tls)
+    await telemetry.start()
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     route_health = RouteHealth(health_servicer, generations.router.routes())
     await route_health.start()
-    return RunningServer(server, port, health_servicer, generations, route_health, tls)
+    return RunningServer(
+        server, port, health_servicer, generations, route_health, tls, [telemetry.shutdown]
+    )
 
 
 async def serve(config: Config) -> None:
@@ -142,7 +194,6 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(signum, handler)
     try:
         await stop.wait()
-        logger.info("shutting down (grace %.1fs)", config.server.grace_period_seconds)
         await running.stop(config.server.grace_period_seconds)
     finally:
         for signum in handlers:

@@ -1,8 +1,7 @@
-"""ListModels, health, and the RPCs that answer UNIMPLEMENTED for now."""
+"""ListModels, GetStats and health."""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmrouter.v1 import operations_pb2 as ops_pb
@@ -45,9 +44,8 @@ async def test_health_is_serving(served: Served, service: str) -> None:
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_get_stats_answers_unimplemented(served: Served) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await served.stub.GetStats(svc_pb.GetStatsRequest())
+async def test_get_stats_reports_the_default_route(served: Served) -> None:
+    reply = await served.stub.GetStats(svc_pb.GetStatsRequest())
 
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert caught.value.details() == "llmrouter.v1.RouterService/GetStats is not implemented yet"
+    assert [row.model for row in reply.per_model] == ["smollm2-135m-instruct"]
+    assert reply.window.seconds == 300

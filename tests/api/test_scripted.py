@@ -11,8 +11,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmrouter.v1 import events_pb2 as ev_pb
 
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.scripted import ScriptedBackend, Step, words
 from llmrouter_server.errors import BackendConnectError
+from llmrouter_server.streams.lifecycle import StreamState
 from tests.helpers import (
     Served,
     error_info,
@@ -107,13 +109,14 @@ async def test_third_generation_queues_behind_a_limit_of_two(
     await eventually(lambda: backend.open_streams == 0)
 
 
-async def test_shutdown_ends_running_generations_with_a_cancelled_completion(
+async def test_shutdown_ends_a_generation_running_after_the_grace_unavailable_at_its_offset(
     backend: ScriptedBackend,
 ) -> None:
     backend.script = [Step("x"), Step(stall=True)]
     async with serving(CONFIG, {"fake": backend}) as served:
         call = served.stub.Generate(iter([start()]))
         events = await read_events(call, limit=2)
+        stream_id = events[0].stream_id
         stopping = asyncio.create_task(served.server.stop(0.2))
         await eventually(lambda: not served.server.generations.accepting)
         health = await health_pb2_grpc.HealthStub(served.channel).Check(
@@ -121,16 +124,21 @@ async def test_shutdown_ends_running_generations_with_a_cancelled_completion(
         )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await generate(served.stub, start())
-        rest = await read_events(call)
+        rest: list[Any] = []
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await _read_into(call, rest)
         await stopping
+        status = served.server.generations.status(OPEN, stream_id)
 
-    assert kinds(events + rest) == ["started", "chunk", "completed"]
-    assert rest[0].offset == 2
-    completed = rest[0].completed
-    assert completed.finish_reason == ev_pb.FINISH_REASON_CANCELLED
-    assert (completed.cancelled_by, completed.cancel_reason) == (
-        ev_pb.CANCELLED_BY_SHUTDOWN, "the server shut down; retry elsewhere"
+    assert kinds(events) == ["started", "chunk"]
+    assert rest == []
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert ended.value.details() == "the server shut down; re-attach elsewhere from offset 2"
+    info = error_info(ended.value)
+    assert (info.reason, dict(info.metadata)) == (
+        "UNAVAILABLE", {"stream_id": stream_id, "offset": "2"}
     )  # fmt: skip
+    assert status.state is StreamState.FAILED
     assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert backend.open_streams == 0

@@ -46,7 +46,7 @@ def test_client_commands_take_an_address(command: list[str]) -> None:
         (
             ["frob"],
             "argument COMMAND: invalid choice: 'frob' (choose from 'serve', 'generate', "
-            "'models', 'health'); see 'llmrouter --help'",
+            "'models', 'stats', 'health'); see 'llmrouter --help'",
         ),
         (
             ["generate"],

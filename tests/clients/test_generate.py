@@ -85,9 +85,17 @@ async def test_list_models_has_the_default_route(client: Client) -> None:
     assert [(route.name, route.is_default) for route in routes] == [("smollm2-135m-instruct", True)]
 
 
-async def test_get_stats_raises_unimplemented(client: Client) -> None:
-    with pytest.raises(RouterError) as raised:
-        await client.get_stats()
+async def test_get_stats_reports_every_route(client: Client) -> None:
+    report = await client.get_stats()
 
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
+    assert report.window.seconds == 300
+    assert [row.model for row in report.per_model] == ["smollm2-135m-instruct"]
+    assert report.total.model == ""
+
+
+async def test_get_stats_of_an_unknown_model_raises_not_found(client: Client) -> None:
+    with pytest.raises(RouterError) as raised:
+        await client.get_stats("gpt-17")
+
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
     assert raised.value.error_info.domain == "llmrouter.v1"

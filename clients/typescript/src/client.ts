@@ -124,7 +124,7 @@ export class RouterClient {
     return unary(this.rpc.getStream({ streamId, recentEvents }, options), options);
   }
 
-  /** Counters and latency percentiles; `model` selects one model or route (UNIMPLEMENTED on this server version). */
+  /** The analytics report, overall and per route; `model` selects one route (NOT_FOUND when unknown; admin keys only when auth is on). */
   getStats(model = "", options?: CallOptions): Promise<GetStatsResponse> {
     return unary(this.rpc.getStats({ model }, options), options);
   }

@@ -146,10 +146,21 @@ describe("lookups and operator calls", () => {
     );
   });
 
-  it("surfaces UNIMPLEMENTED from getStats", async () => {
-    const error = await failure(client.getStats());
+  it("gets the stats report of every route", async () => {
+    const report = await client.getStats();
 
-    assert.equal(error.code, Code.Unimplemented);
+    assert.equal(report.window?.seconds, 300n);
+    assert.deepEqual(
+      report.perModel.map((row) => row.model),
+      ["smollm2-135m-instruct"],
+    );
+    assert.equal(report.total?.model, "");
+  });
+
+  it("surfaces NOT_FOUND from getStats for an unknown model", async () => {
+    const error = await failure(client.getStats("gpt-17"));
+
+    assert.equal(error.code, Code.NotFound);
     assert.equal(error.errorInfo?.domain, "llmrouter.v1");
   });
 });

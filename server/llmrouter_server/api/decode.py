@@ -134,13 +134,16 @@ _STATES = _Enum(_unset_is_none(STATES_BY_VALUE.items()), ops_pb.StreamState.Name
 
 
 def start_request(
-    start: gen_pb.StartGeneration, deadline: float | None = None
+    start: gen_pb.StartGeneration,
+    deadline: float | None = None,
+    trace_context: tuple[tuple[str, str], ...] = (),
 ) -> GenerationRequest:
     """The domain request of a ``start`` message.
 
     Args:
         start: The message.
         deadline: The call's deadline on the ``time.monotonic`` clock, if any.
+        trace_context: The call's W3C trace context metadata (``trace_metadata``).
 
     Raises:
         InvalidArgument: An enum field has a value this server does not know.
@@ -167,6 +170,31 @@ def start_request(
         detach_seconds=_seconds(start.on_disconnect, "detach_ttl"),
         routing=overrides(start.routing),
         deadline=deadline,
+        trace_context=trace_context,
+    )
+
+
+TRACE_KEYS = frozenset({"traceparent", "tracestate"})
+"""The W3C trace context metadata keys (gRPC metadata keys are lower case)."""
+
+MAX_TRACE_VALUE = 512
+"""Longest trace context value taken (W3C: a ``tracestate`` of more than 512
+characters may be dropped); a longer one is ignored."""
+
+
+def trace_metadata(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+) -> tuple[tuple[str, str], ...]:
+    """The W3C trace context pairs of a call's metadata, as they came.
+
+    Only ``traceparent`` and ``tracestate`` are taken, and only text values up
+    to ``MAX_TRACE_VALUE`` characters; whether they are valid is the trace
+    observer's to judge (an invalid ``traceparent`` starts a new trace).
+    """
+    return tuple(
+        (key, value)
+        for key, value in metadata or ()
+        if key in TRACE_KEYS and isinstance(value, str) and len(value) <= MAX_TRACE_VALUE
     )
 
 

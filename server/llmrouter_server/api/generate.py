@@ -61,7 +61,8 @@ async def generate(
     try:
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
-        generation, cursor = await _open(generations, principal, requests, deadline)
+        trace = decode.trace_metadata(context.invocation_metadata())
+        generation, cursor = await _open(generations, principal, requests, deadline, trace)
     except RouterError as error:
         await abort(context, error)
 
@@ -87,6 +88,7 @@ async def _open(
     principal: Principal,
     requests: Requests,
     deadline: float | None,
+    trace: tuple[tuple[str, str], ...],
 ) -> tuple[Generation, Cursor]:
     try:
         first = decoded(await anext(requests))
@@ -96,7 +98,7 @@ async def _open(
         ) from None
     action = first.WhichOneof("action")
     if action == "start":
-        return generations.start(principal, decode.start_request(first.start, deadline))
+        return generations.start(principal, decode.start_request(first.start, deadline, trace))
     if action == "attach":
         attach = first.attach
         return generations.attach(

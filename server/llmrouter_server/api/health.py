@@ -39,10 +39,13 @@ class RouteHealth:
             await self._servicer.set(route.name, _status(route))
 
     def stop(self) -> None:
-        """Stops following the circuits (the server goes NOT_SERVING as a whole)."""
+        """Stops following the circuits (the server goes NOT_SERVING as a whole):
+        a status change not yet written is dropped, so none can follow NOT_SERVING."""
         self._stopped = True
         for timer in self._timers.values():
             timer.cancel()
+        for task in self._tasks:
+            task.cancel()
 
     def _changed(self, target: TargetHealth, state: CircuitState) -> None:
         if self._stopped:

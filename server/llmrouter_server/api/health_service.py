@@ -4,9 +4,15 @@ grpcio-health-checking's asyncio servicer implements ``Check`` and ``Watch``
 but not ``List``: its base class's placeholder raises ``NotImplementedError``
 in a worker thread, so callers got UNIMPLEMENTED and the server logged a
 traceback. ``List`` here answers from the same statuses ``Check`` reads.
+
+Its ``Watch`` calls last until the client leaves; when the server stops,
+``close`` ends them with UNAVAILABLE (the server cancelling them would log a
+traceback for each, after keeping the process for the whole flush time).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -20,6 +26,34 @@ MAX_LISTED_SERVICES = 100
 
 class HealthServicer(_AsyncHealthServicer):  # type: ignore[misc]  # the package is untyped
     """Serves ``grpc.health.v1.Health``: ``Check``, ``Watch`` and ``List``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closed = asyncio.Event()
+
+    def close(self) -> None:
+        """Ends every ``Watch`` call, now and from now on, with UNAVAILABLE."""
+        self._closed.set()
+
+    async def Watch(  # noqa: N802 - the RPC's name
+        self,
+        request: health_pb2.HealthCheckRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> None:
+        """The library's ``Watch``, until the client leaves or ``close`` is called."""
+        watch = asyncio.ensure_future(super().Watch(request, context))
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((watch, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, closed):
+                task.cancel()
+        if not watch.cancelled() and watch.done():
+            watch.result()  # the library's error, if it had one
+            return
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE, "the server is shutting down; watch another replica"
+        )
 
     async def List(  # noqa: N802 - the RPC's name
         self,

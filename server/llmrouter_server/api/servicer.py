@@ -21,11 +21,13 @@ from llmrouter_server.api.auth import caller
 from llmrouter_server.api.control import control
 from llmrouter_server.api.decoding import Undecodable, decoded
 from llmrouter_server.api.generate import generate
+from llmrouter_server.api.stats import stats_response
 from llmrouter_server.api.status import Context, abort
 from llmrouter_server.api.subscribe import subscribe
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import InvalidArgument, RouterError, Unimplemented
 from llmrouter_server.streams.service import Generations
+from llmrouter_server.telemetry.stats import StatsObserver
 
 DEFAULT_PAGE_SIZE = 100
 """ListStreams page size when the request gives none."""
@@ -37,10 +39,21 @@ MAX_RECENT_EVENTS = 1000
 class RouterServicer(svc_grpc.RouterServiceServicer):
     """Serves ``llmrouter.v1.RouterService`` over the domain's ``Generations``."""
 
-    def __init__(self, generations: Generations, *, open_access: bool) -> None:
-        """Serves ``generations``; ``open_access`` when the server runs without ``auth``."""
+    def __init__(
+        self,
+        generations: Generations,
+        *,
+        open_access: bool,
+        stats: StatsObserver | None = None,
+    ) -> None:
+        """Serves ``generations``; ``open_access`` when the server runs without ``auth``.
+
+        ``stats`` answers GetStats; it must be one of ``generations``' observers.
+        Without it GetStats is UNIMPLEMENTED.
+        """
         self._generations = generations
         self._open = open_access
+        self._stats = stats
 
     def _caller(self) -> Principal:
         return caller(self._open)
@@ -127,14 +140,15 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
     async def GetStats(  # noqa: N802 - the RPC's name
         self, request: svc_pb.GetStatsRequest | Undecodable, context: Context
     ) -> svc_pb.GetStatsResponse:
-        """Not implemented yet."""
+        """Reports counters since the start and figures over the recent window."""
         try:
-            decoded(request)
+            query = decoded(request)
+            if self._stats is None:
+                raise Unimplemented("llmrouter.v1.RouterService/GetStats is not enabled")
+            report = self._stats.report(self._caller(), self._generations.router, query.model)
         except RouterError as error:
             await abort(context, error)
-        await abort(
-            context, Unimplemented("llmrouter.v1.RouterService/GetStats is not implemented yet")
-        )
+        return stats_response(report)
 
 
 def _page_start(token: str) -> int:

@@ -101,7 +101,7 @@ class AnthropicBackend:
         """
         payload, held, lead = _payload(request)
         turn = _Turn(self.name, held, lead)
-        async with self._http.post("messages", payload) as events:
+        async with self._http.post("messages", payload, request.trace_headers) as events:
             async for sse in events:
                 delta = turn.read(sse.event, parse_event(self.name, sse.data))
                 if turn.done:

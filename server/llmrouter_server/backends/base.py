@@ -37,6 +37,9 @@ class BackendRequest:
     """Report token ids when the backend can."""
     continuation: str = ""
     """Text the answer already starts with; the backend continues after it."""
+    trace_headers: tuple[tuple[str, str], ...] = ()
+    """W3C trace context (``traceparent``, ``tracestate``) of the generation, as
+    HTTP headers: an HTTP backend sends them so the upstream joins the trace."""
 
 
 @dataclass(frozen=True, slots=True)

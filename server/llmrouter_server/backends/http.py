@@ -26,7 +26,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -162,13 +162,18 @@ class EventStreamClient:
 
     @asynccontextmanager
     async def post(
-        self, path: str, payload: Mapping[str, Any]
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        trace_headers: Iterable[tuple[str, str]] = (),
     ) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
         """POSTs ``payload`` as JSON to ``path`` and yields the response's events.
 
         Args:
             path: The path under the base URL, e.g. ``messages``.
             payload: The JSON body.
+            trace_headers: The request's trace context headers (``traceparent``,
+                ``tracestate``), sent with this request only.
 
         Yields:
             The events, read from the socket one network read at a time.
@@ -177,7 +182,7 @@ class EventStreamClient:
             BackendError: A subclass saying what went wrong (see the module).
         """
         answered = False
-        headers = {"Accept": "text/event-stream"}
+        headers = {**dict(trace_headers), "Accept": "text/event-stream"}
         try:
             async with self._client.stream("POST", path, json=payload, headers=headers) as response:
                 answered = True

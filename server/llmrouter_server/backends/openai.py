@@ -78,7 +78,9 @@ class OpenAIBackend:
         """
         finish: FinishReason | None = None
         usage: Usage | None = None
-        async with self._http.post("chat/completions", _payload(request)) as events:
+        async with self._http.post(
+            "chat/completions", _payload(request), request.trace_headers
+        ) as events:
             async for sse in events:
                 if sse.data == "[DONE]":
                     break

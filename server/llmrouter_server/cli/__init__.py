@@ -1,4 +1,4 @@
-"""The ``llmrouter`` command: serve, generate, models, health.
+"""The ``llmrouter`` command: serve, generate, models, stats, health.
 
 ``main`` turns every failure into one line on stderr (with the traceback
 too under ``--debug``) and an exit status: 0 success, 1 runtime failure,

@@ -12,6 +12,7 @@ from llmrouter_server.cli.address import ADDRESS_ENV, DEFAULT_ADDRESS
 from llmrouter_server.cli.credentials import API_KEY_ENV
 from llmrouter_server.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from llmrouter_server.cli.serve import serve
+from llmrouter_server.cli.stats import stats
 
 Run = Callable[[argparse.Namespace], Awaitable[int]]
 """A command's coroutine function; it returns the exit status."""
@@ -19,7 +20,7 @@ Run = Callable[[argparse.Namespace], Awaitable[int]]
 DESCRIPTION = "llmrouter: route and stream LLM generations over gRPC."
 
 EPILOG = f"""\
-client commands (generate, models, health) reach the server at --address,
+client commands (generate, models, stats, health) reach the server at --address,
 else ${ADDRESS_ENV}, else {DEFAULT_ADDRESS}.
 
 they send the API key in --api-key-file, else ${API_KEY_ENV} (never
@@ -80,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     _connection(_command(sub, "models", "list routes and targets", commands.models))
 
+    report = _command(sub, "stats", "show the server's stream statistics", stats)
+    report.add_argument("--model", default="", help="only this route or BACKEND/MODEL")
+    report.add_argument(
+        "--watch",
+        nargs="?",
+        type=_positive,
+        const=2.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C",
+    )
+    _connection(report)
+
     check = _command(sub, "health", "exit 0 when the server is SERVING", commands.health)
     check.add_argument("--service", default="", help="service name; empty is overall")
     _connection(check)
@@ -128,6 +141,17 @@ def _connection(command: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tls-server-name", metavar="NAME", help="the name the server's certificate carries"
     )
+
+
+def _positive(value: str) -> float:
+    """A positive number of seconds, for ``--watch``."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
 
 
 def _debug(parser: argparse.ArgumentParser, *, default: object) -> None:

@@ -42,7 +42,7 @@ async def serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     host, port = config.server.host, config.server.port
     _raise_unless_bindable(host, port)
-    configure(args.log_level)
+    configure(args.log_level, config.logging.format)
     try:
         await run(config)
     except RuntimeError:

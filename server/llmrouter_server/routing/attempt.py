@@ -143,4 +143,8 @@ def _judge(target: Target, stream_id: str, outcome: Callable[[], None]) -> None:
         logger.warning(
             "stream %s: circuit of %s is now %s (was %s; %d failures in a row)",
             stream_id, target.name, after, before, target.health.failures,
+            extra={
+                "stream_id": stream_id, "model": target.model, "target": target.name,
+                "circuit": str(after),
+            },
         )  # fmt: skip

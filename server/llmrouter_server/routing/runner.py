@@ -156,6 +156,12 @@ class Run:
         logger.warning(
             "stream %s: attempt %d on %s failed: %s; %s",
             self.stream_id, self.number, target.name, reason, next_move,
+            extra={
+                "stream_id": self.stream_id, "route": self.route.name, "model": target.model,
+                "target": target.name, "attempt": self.number, "error_reason": error.reason,
+                "will_retry": will_retry, "retry_delay_seconds": round(delay, 3),
+                "next_target": then,
+            },
         )  # fmt: skip
         return failure
 

@@ -9,8 +9,9 @@ generation that waits there longer than ``release_after`` gives its backend
 back and later continues on a new backend stream with the text so far as the
 start of the answer (a continuation), so no text is lost or repeated. However
 the producer stops, the ticket is finished once, with the tokens every attempt
-used, so the identity's unused reservation is refunded. Who the generation
-runs for, and how long it outlives its caller, is ``attachment.py``.
+used, refunding the unused reservation. Who the generation runs for, and how
+long it outlives its caller, is ``attachment.py``; how a stop from outside
+(cancel, interrupt) ends it, ``stop.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 
 from llmrouter_server.auth.principal import Principal
-from llmrouter_server.errors import FailedPrecondition, Internal, RouterError
+from llmrouter_server.errors import Internal, RouterError
 from llmrouter_server.routing.items import AttemptStarted, RouteItem
 from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
@@ -31,12 +32,13 @@ from llmrouter_server.streams.accounting import Accounting
 from llmrouter_server.streams.attachment import Attachment
 from llmrouter_server.streams.events import Event, Paused, Queued, Resumed, Started
 from llmrouter_server.streams.gate import Gate
-from llmrouter_server.streams.lifecycle import FINISHED, StreamState, check_running
+from llmrouter_server.streams.lifecycle import FINISHED, StreamState, check_pause, check_resume
 from llmrouter_server.streams.log import Cursor, ReplayLog
 from llmrouter_server.streams.observers import Observer
 from llmrouter_server.streams.output import Output
 from llmrouter_server.streams.request import Flow, GenerationRequest
 from llmrouter_server.streams.settings import Settings
+from llmrouter_server.streams.stop import Cancel, Interrupt, Stop
 from llmrouter_server.streams.ticket import Ticket
 from llmrouter_server.values import CancelledBy
 
@@ -77,6 +79,10 @@ class Generation:
         self.error: RouterError | None = None
         self.observers: list[Observer] = []
         """Told of every state change and event (``observers.py``)."""
+        self.trace_headers: tuple[tuple[str, str], ...] = ()
+        """The trace context every backend request carries (``traceparent``,
+        ``tracestate``): set by the trace observer when it opens the generation's
+        span, which only it knows, before the producer starts."""
         self._router = router
         self._ticket = ticket or Ticket(None, settings.max_tokens, None)
         self._request_bytes = request.retained_bytes()
@@ -85,7 +91,7 @@ class Generation:
         self._gate = Gate(self.log, settings.release_after)
         self._state_before_pause = StreamState.QUEUED
         self._task: asyncio.Task[None] | None = None
-        self._cancelled = (CancelledBy.CALLER, "")
+        self._stop: Stop = Cancel()
 
     @property
     def retained_bytes(self) -> int:
@@ -141,7 +147,7 @@ class Generation:
         """The producer has stopped, even one cancelled before it first ran (whose
         ``finally`` never did): the log ends and the admission is finished."""
         if self.state not in FINISHED:
-            self._finish_cancelled()
+            self._finish_stopped()
         self._finish_admission()
 
     def pause(self, reason: str = "") -> None:
@@ -150,11 +156,7 @@ class Generation:
         Raises:
             FailedPrecondition: Finished or already paused.
         """
-        check_running(self.state, "pause", self.stream_id)
-        if self.state is StreamState.PAUSED:
-            raise FailedPrecondition(
-                f"stream {self.stream_id!r} is already paused", stream_id=self.stream_id
-            )
+        check_pause(self.state, self.stream_id)
         self._state_before_pause = self.state
         self._gate.pause()
         self.log.append(Paused(reason))
@@ -166,12 +168,7 @@ class Generation:
         Raises:
             FailedPrecondition: Not paused.
         """
-        check_running(self.state, "resume", self.stream_id)
-        if self.state is not StreamState.PAUSED:
-            raise FailedPrecondition(
-                f"stream {self.stream_id!r} is not paused (it is {self.state})",
-                stream_id=self.stream_id,
-            )
+        check_resume(self.state, self.stream_id)
         self.log.append(Resumed())
         self._set_state(self._state_before_pause)
         self._gate.resume()
@@ -186,10 +183,16 @@ class Generation:
             by: Who cancels.
             reason: Why, in their words.
         """
-        if self.state in FINISHED or self._task is None:
-            return
-        self._cancelled = (by, reason)
-        self._task.cancel()
+        self._halt(Cancel(by, reason))
+
+    def interrupt(self, why: str) -> None:
+        """Stops the producer, FAILED here: readers get UNAVAILABLE (``stop.Interrupt``)."""
+        self._halt(Interrupt(why))
+
+    def _halt(self, stop: Stop) -> None:
+        if self.state not in FINISHED and self._task is not None:
+            self._stop = stop
+            self._task.cancel()
 
     async def wait(self) -> None:
         """Waits until the producer has stopped (however it stopped; the wait
@@ -213,11 +216,16 @@ class Generation:
         try:
             await self._run()
         except asyncio.CancelledError:
-            self._finish_cancelled()
+            self._finish_stopped()
         except RouterError as error:
             self._fail(error)
         except Exception as exc:
-            logger.exception("generation %s failed unexpectedly", self.stream_id)
+            logger.exception(
+                "generation %s failed unexpectedly",
+                self.stream_id,
+                extra={"stream_id": self.stream_id, "route": self.route.name,
+                       "tenant": self.owner.tenant},
+            )  # fmt: skip
             self._fail(Internal(f"internal error: {type(exc).__name__}"))
         finally:
             self._finish_admission()
@@ -243,9 +251,7 @@ class Generation:
             await self._gate.wait()
         self._output.flush()
         self.log.append(self.tally.completed())
-        self._set_state(StreamState.COMPLETED)
-        self.log.close()
-        self._stop_timers()
+        self._end(StreamState.COMPLETED)
 
     async def _pull(self) -> bool:
         """Streams the route; True when done, False when the backend was released.
@@ -253,7 +259,7 @@ class Generation:
         A release closes the route's backend stream; the next call continues
         after the transcript's text, as after a failure.
         """
-        request = self.request.backend_request(self.tally.max_tokens)
+        request = self.request.backend_request(self.tally.max_tokens, self.trace_headers)
         route_stream = self._router.stream(
             self.route, self.plan, request, self.transcript, self.stream_id
         )
@@ -279,26 +285,24 @@ class Generation:
         self._state_before_pause = StreamState.RUNNING
         return False
 
-    def _finish_cancelled(self) -> None:
-        by, reason = self._cancelled
-        logger.info(
-            "stream %s cancelled by %s at offset %d%s",
-            self.stream_id, by, self.log.next_offset, f": {reason}" if reason else "",
-        )  # fmt: skip
+    def _finish_stopped(self) -> None:
         self._output.flush(complete=False)  # what was produced stays in the log
-        self.log.append(self.tally.completed(by, reason))
-        self._set_state(StreamState.CANCELLED)
-        self.log.close(abrupt=True)
-        self._stop_timers()
+        stop, offset = self._stop, self.log.next_offset
+        if isinstance(stop, Interrupt):
+            self._fail(stop.error(offset))
+        else:
+            self.log.append(stop.completed(self.stream_id, offset, self.tally))
+            self._end(StreamState.CANCELLED)
 
     def _fail(self, error: RouterError) -> None:
         self._output.flush(complete=False)  # what was produced stays in the log
         self.error = error.at(self.stream_id, self.log.next_offset)
-        self._set_state(StreamState.FAILED)
-        self.log.close(self.error, abrupt=True)
-        self._stop_timers()
+        self._end(StreamState.FAILED, self.error)
 
-    def _stop_timers(self) -> None:
-        """Stops what would outlive the producer: the output's and the detach timer."""
+    def _end(self, state: StreamState, error: RouterError | None = None) -> None:
+        """Enters the final ``state``, closes the log (abruptly unless COMPLETED) and
+        stops what would outlive the producer: the output's and the detach timer."""
+        self._set_state(state)
+        self.log.close(error, abrupt=state is not StreamState.COMPLETED)
         self._output.close()
         self._attachment.close()

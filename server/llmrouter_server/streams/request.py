@@ -88,6 +88,9 @@ class GenerationRequest:
     """Changes to the route's plan; they may only tighten it."""
     deadline: float | None = None
     """The caller's deadline (``time.monotonic``); no retry waits past it."""
+    trace_context: tuple[tuple[str, str], ...] = ()
+    """The caller's W3C trace context as it came (``traceparent``, ``tracestate``
+    pairs); the generation's trace continues it. Empty starts a new trace."""
 
     def chat(self) -> tuple[Message, ...]:
         """The conversation to send to a backend."""
@@ -95,7 +98,7 @@ class GenerationRequest:
 
     def retained_bytes(self) -> int:
         """UTF-8 bytes of what a generation keeps of the request: the input,
-        schema, stop sequences, labels and stream id."""
+        schema, stop sequences, labels, stream id and trace context."""
         texts = [
             self.prompt,
             self.json_schema,
@@ -103,11 +106,19 @@ class GenerationRequest:
             *(message.content for message in self.messages),
             *self.stop,
             *(part for label in self.labels for part in label),
+            *(part for pair in self.trace_context for part in pair),
         ]
         return sum(len(text.encode()) for text in texts)
 
-    def backend_request(self, max_tokens: int) -> BackendRequest:
-        """What every attempt asks for; routing sets the model and the continuation."""
+    def backend_request(
+        self, max_tokens: int, trace_headers: tuple[tuple[str, str], ...] = ()
+    ) -> BackendRequest:
+        """What every attempt asks for; routing sets the model and the continuation.
+
+        Args:
+            max_tokens: The effective token limit.
+            trace_headers: The generation's trace context, for HTTP upstreams.
+        """
         return BackendRequest(
             model="",
             messages=self.chat(),
@@ -117,6 +128,7 @@ class GenerationRequest:
             json_output=self.json_output,
             json_schema=self.json_schema,
             want_token_ids=self.options.include_token_ids,
+            trace_headers=trace_headers,
         )
 
 

@@ -6,7 +6,9 @@ takes the caller's principal: a generation belongs to the principal that
 started it, and only its tenant (or an admin) can find it. A start passes
 the principal's admission limits (``admission.py``) and carries its share of
 the backends' queues into routing; a BLOCK subscriber may hold the producer
-back for ``limits.max_hold_seconds`` at most.
+back for ``limits.max_hold_seconds`` at most. At shutdown the generations
+still running after the grace period are interrupted: their readers get
+UNAVAILABLE with the offset to re-attach from.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.config import LimitsConfig, StreamsConfig
@@ -23,7 +26,7 @@ from llmrouter_server.routing.router import Router
 from llmrouter_server.streams.admission import Admission, Ticket, queue_claim
 from llmrouter_server.streams.events import Event
 from llmrouter_server.streams.generation import Generation
-from llmrouter_server.streams.lifecycle import StreamState
+from llmrouter_server.streams.lifecycle import FINISHED, StreamState
 from llmrouter_server.streams.log import Cursor, SlowPolicy, Window
 from llmrouter_server.streams.observers import Observer
 from llmrouter_server.streams.registry import StreamRegistry, Watcher
@@ -31,6 +34,19 @@ from llmrouter_server.streams.request import Flow, GenerationRequest, validate
 from llmrouter_server.streams.settings import Settings
 from llmrouter_server.streams.status import StreamStatus, snapshot
 from llmrouter_server.values import CancelledBy, RoutePolicy
+
+SHUTDOWN = "the server shut down"
+"""Why a generation still running after the grace period was interrupted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """How the generations running when shutdown began ended."""
+
+    finished: int
+    """Ended on their own within the grace period (completed, failed or cancelled)."""
+    interrupted: int
+    """Still running after it: ended with UNAVAILABLE and their resume offset."""
 
 
 class Generations:
@@ -186,25 +202,30 @@ class Generations:
         """Refuses new generations from now on."""
         self._accepting = False
 
-    async def drain(self, grace: float) -> None:
-        """Waits up to ``grace`` seconds for running generations to finish."""
-        running = [asyncio.ensure_future(g.wait()) for g in self.registry.running()]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace)
-            for waiter in pending:
-                waiter.cancel()
+    async def shut_down(self, grace: float) -> Drained:
+        """Refuses new generations; those running (detached ones too) get ``grace``
+        seconds to finish, then the rest are interrupted.
 
-    async def cancel_all(self) -> None:
-        """Cancels every running generation (``Completed`` says: by SHUTDOWN)."""
+        An interrupted generation ends FAILED: its readers (the caller, the
+        subscribers) get, after every event it produced, UNAVAILABLE with its
+        stream id and the offset to re-attach from, elsewhere.
+        """
+        self.stop_accepting()
         running = self.registry.running()
-        for generation in running:
-            generation.cancel(CancelledBy.SHUTDOWN, "the server shut down; retry elsewhere")
-        await asyncio.gather(*(generation.wait() for generation in running))
+        waiters = [asyncio.ensure_future(g.wait()) for g in running]
+        if waiters:
+            _, pending = await asyncio.wait(waiters, timeout=grace)
+            for waiter in pending:
+                waiter.cancel()  # only the wait: the generation goes on
+        left = [g for g in running if g.state not in FINISHED]
+        for generation in left:
+            generation.interrupt(SHUTDOWN)
+        await asyncio.gather(*(generation.wait() for generation in left))
+        return Drained(finished=len(running) - len(left), interrupted=len(left))
 
     async def close(self) -> None:
-        """Cancels what still runs and closes the backends."""
-        self.stop_accepting()
-        await self.cancel_all()
+        """Interrupts what still runs (``shut_down`` with no grace); closes the backends."""
+        await self.shut_down(0)
         await self.router.close()
 
     def _admit(

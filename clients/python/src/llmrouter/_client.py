@@ -131,9 +131,10 @@ class Client:
         return await _unary(self.stub.GetStream(request))
 
     async def get_stats(self, model: str = "") -> svc_pb.GetStatsResponse:
-        """Counters and latency percentiles; ``model`` selects one model or route.
+        """The analytics report, overall and per route; ``model`` selects one route.
 
-        This server version answers ``UNIMPLEMENTED``.
+        An unknown ``model`` raises ``NOT_FOUND``; with ``auth`` on, only admin keys
+        may ask (else ``PERMISSION_DENIED``).
         """
         return await _unary(self.stub.GetStats(svc_pb.GetStatsRequest(model=model)))
 

@@ -104,7 +104,11 @@ const (
 	CancelledBy_CANCELLED_BY_OPERATOR CancelledBy = 2
 	// A detached generation whose `detach_ttl` passed with nobody attached.
 	CancelledBy_CANCELLED_BY_DETACH_TIMEOUT CancelledBy = 3
-	// The server shut down before the generation finished.
+	// The server shut down before the generation finished. No longer produced:
+	// a generation still running when a shutdown's grace period ends is not
+	// cancelled but fails with UNAVAILABLE, whose ErrorInfo carries its stream
+	// id and the offset to re-attach from (on another replica). Kept so that
+	// logs and clients from before still decode; read it as the end.
 	CancelledBy_CANCELLED_BY_SHUTDOWN CancelledBy = 4
 )
 

@@ -38,10 +38,12 @@ const (
 	StreamState_STREAM_STATE_PAUSED StreamState = 3
 	// Finished normally (stop, length or stop sequence).
 	StreamState_STREAM_STATE_COMPLETED StreamState = 4
-	// Finished with an error.
+	// Finished with an error; also a generation still running when a server
+	// shutdown's grace period ended (UNAVAILABLE, with the offset to re-attach
+	// from).
 	StreamState_STREAM_STATE_FAILED StreamState = 5
-	// Cancelled: by its caller, an operator, a detach TTL or a shutdown (the
-	// `completed` event says which).
+	// Cancelled: by its caller, an operator or a detach TTL (the `completed`
+	// event says which).
 	StreamState_STREAM_STATE_CANCELLED StreamState = 6
 )
 
@@ -1135,7 +1137,9 @@ type SubscriptionEnded struct {
 	StreamId string `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
 	// The offset after the last delivered event.
 	NextOffset uint64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
-	// OK (code 0) when removed or finished; otherwise why it ended.
+	// OK (code 0) when removed or finished; otherwise why it ended: the
+	// generation's own error when it failed (UNAVAILABLE, with its offset, when
+	// the server shut down before it finished).
 	Error         *CommandError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1384,7 +1388,9 @@ type LatencySummary struct {
 	// The 99th percentile.
 	P99 *durationpb.Duration `protobuf:"bytes,3,opt,name=p99,proto3" json:"p99,omitempty"`
 	// How many samples.
-	Count         uint64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	// The 95th percentile.
+	P95           *durationpb.Duration `protobuf:"bytes,5,opt,name=p95,proto3" json:"p95,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1447,31 +1453,67 @@ func (x *LatencySummary) GetCount() uint64 {
 	return 0
 }
 
-// StatsReport counts generations and their latencies.
+func (x *LatencySummary) GetP95() *durationpb.Duration {
+	if x != nil {
+		return x.P95
+	}
+	return nil
+}
+
+// StatsReport counts the generations of one route, or of all of them. The
+// `streams_*` counters and `completion_tokens` count since the server started;
+// every `recent_*` figure, the success rate, the latencies, the rate and the
+// errors cover the generations that finished within the report's window.
+// Generations refused before they started (an unknown model, a limit) are not
+// counted.
 type StatsReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The model or route this covers; empty for the total.
+	// The route this report covers (the name a Generate call puts in `model`,
+	// or BACKEND/MODEL); empty for the total.
 	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// Generations started.
+	// Generations started since the server started.
 	StreamsCreated uint64 `protobuf:"varint,2,opt,name=streams_created,json=streamsCreated,proto3" json:"streams_created,omitempty"`
-	// Generations completed normally.
+	// Generations completed normally since the server started.
 	StreamsCompleted uint64 `protobuf:"varint,3,opt,name=streams_completed,json=streamsCompleted,proto3" json:"streams_completed,omitempty"`
-	// Generations that failed.
+	// Generations that failed since the server started (those a shutdown's
+	// grace period ended among them).
 	StreamsFailed uint64 `protobuf:"varint,4,opt,name=streams_failed,json=streamsFailed,proto3" json:"streams_failed,omitempty"`
-	// Generations cancelled.
+	// Generations cancelled (by their caller, an operator or a detach TTL)
+	// since the server started.
 	StreamsCancelled uint64 `protobuf:"varint,5,opt,name=streams_cancelled,json=streamsCancelled,proto3" json:"streams_cancelled,omitempty"`
-	// Completed divided by finished, 0 to 1.
+	// The generations completed within the window divided by those that
+	// finished within it (completed, failed or cancelled), 0 to 1; 0 when none
+	// finished within it.
 	SuccessRate float64 `protobuf:"fixed64,6,opt,name=success_rate,json=successRate,proto3" json:"success_rate,omitempty"`
-	// Time to first token.
+	// Time from the start of a generation (queueing included) to its first
+	// chunk, over the generations that finished within the window and produced
+	// a chunk.
 	TimeToFirstToken *LatencySummary `protobuf:"bytes,7,opt,name=time_to_first_token,json=timeToFirstToken,proto3" json:"time_to_first_token,omitempty"`
-	// Time between consecutive chunks.
+	// Time between consecutive chunks of one generation, over the generations
+	// that finished within the window (at most 128 gaps a generation, sampled
+	// evenly when it had more).
 	InterToken *LatencySummary `protobuf:"bytes,8,opt,name=inter_token,json=interToken,proto3" json:"inter_token,omitempty"`
-	// Mean output tokens per second.
+	// The mean of the output rates (tokens after the first, divided by the time
+	// from the first chunk to the last) of the generations that completed
+	// within the window with at least two tokens; 0 when there are none.
 	TokensPerSecond float64 `protobuf:"fixed64,9,opt,name=tokens_per_second,json=tokensPerSecond,proto3" json:"tokens_per_second,omitempty"`
-	// Output tokens generated.
+	// Output tokens generated since the server started, by every attempt.
 	CompletionTokens uint64 `protobuf:"varint,10,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Generations started and not finished yet.
+	StreamsRunning uint64 `protobuf:"varint,11,opt,name=streams_running,json=streamsRunning,proto3" json:"streams_running,omitempty"`
+	// Generations that completed normally within the window.
+	RecentCompleted uint64 `protobuf:"varint,12,opt,name=recent_completed,json=recentCompleted,proto3" json:"recent_completed,omitempty"`
+	// Generations that failed within the window.
+	RecentFailed uint64 `protobuf:"varint,13,opt,name=recent_failed,json=recentFailed,proto3" json:"recent_failed,omitempty"`
+	// Generations cancelled within the window.
+	RecentCancelled uint64 `protobuf:"varint,14,opt,name=recent_cancelled,json=recentCancelled,proto3" json:"recent_cancelled,omitempty"`
+	// Output tokens of the generations that finished within the window.
+	RecentCompletionTokens uint64 `protobuf:"varint,15,opt,name=recent_completion_tokens,json=recentCompletionTokens,proto3" json:"recent_completion_tokens,omitempty"`
+	// The generations that failed within the window, counted by reason, most
+	// frequent first.
+	Errors        []*ErrorCount `protobuf:"bytes,16,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsReport) Reset() {
@@ -1574,6 +1616,259 @@ func (x *StatsReport) GetCompletionTokens() uint64 {
 	return 0
 }
 
+func (x *StatsReport) GetStreamsRunning() uint64 {
+	if x != nil {
+		return x.StreamsRunning
+	}
+	return 0
+}
+
+func (x *StatsReport) GetRecentCompleted() uint64 {
+	if x != nil {
+		return x.RecentCompleted
+	}
+	return 0
+}
+
+func (x *StatsReport) GetRecentFailed() uint64 {
+	if x != nil {
+		return x.RecentFailed
+	}
+	return 0
+}
+
+func (x *StatsReport) GetRecentCancelled() uint64 {
+	if x != nil {
+		return x.RecentCancelled
+	}
+	return 0
+}
+
+func (x *StatsReport) GetRecentCompletionTokens() uint64 {
+	if x != nil {
+		return x.RecentCompletionTokens
+	}
+	return 0
+}
+
+func (x *StatsReport) GetErrors() []*ErrorCount {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+// ErrorCount counts the generations that failed for one reason.
+type ErrorCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stable reason of the google.rpc.ErrorInfo their calls ended with, such
+	// as BACKEND_TIMEOUT.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The gRPC status code (google.rpc.Code) the most recent of them ended with.
+	Code uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// How many generations failed for this reason within the window.
+	Count uint64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// The status message of the most recent of them.
+	LastMessage string `protobuf:"bytes,4,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	// When the most recent of them failed.
+	LastFailedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_failed_at,json=lastFailedAt,proto3" json:"last_failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorCount) Reset() {
+	*x = ErrorCount{}
+	mi := &file_llmrouter_v1_operations_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorCount) ProtoMessage() {}
+
+func (x *ErrorCount) ProtoReflect() protoreflect.Message {
+	mi := &file_llmrouter_v1_operations_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorCount.ProtoReflect.Descriptor instead.
+func (*ErrorCount) Descriptor() ([]byte, []int) {
+	return file_llmrouter_v1_operations_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ErrorCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErrorCount) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ErrorCount) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ErrorCount) GetLastMessage() string {
+	if x != nil {
+		return x.LastMessage
+	}
+	return ""
+}
+
+func (x *ErrorCount) GetLastFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailedAt
+	}
+	return nil
+}
+
+// StreamSample describes one finished generation in a stats report.
+type StreamSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The generation's id.
+	StreamId string `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	// The route it ran on.
+	Route string `protobuf:"bytes,2,opt,name=route,proto3" json:"route,omitempty"`
+	// The model that produced its final text.
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// The backend that produced its final text.
+	Backend string `protobuf:"bytes,4,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Its output rate: tokens after the first, divided by the time from the
+	// first chunk to the last.
+	TokensPerSecond float64 `protobuf:"fixed64,5,opt,name=tokens_per_second,json=tokensPerSecond,proto3" json:"tokens_per_second,omitempty"`
+	// Time from its start (queueing included) to its first chunk.
+	TimeToFirstToken *durationpb.Duration `protobuf:"bytes,6,opt,name=time_to_first_token,json=timeToFirstToken,proto3" json:"time_to_first_token,omitempty"`
+	// Time from its start to its end.
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Output tokens it generated, by every attempt.
+	CompletionTokens uint64 `protobuf:"varint,8,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// When it finished.
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// The tenant that started it (empty when the server runs without auth).
+	Tenant        string `protobuf:"bytes,10,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamSample) Reset() {
+	*x = StreamSample{}
+	mi := &file_llmrouter_v1_operations_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamSample) ProtoMessage() {}
+
+func (x *StreamSample) ProtoReflect() protoreflect.Message {
+	mi := &file_llmrouter_v1_operations_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamSample.ProtoReflect.Descriptor instead.
+func (*StreamSample) Descriptor() ([]byte, []int) {
+	return file_llmrouter_v1_operations_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *StreamSample) GetStreamId() string {
+	if x != nil {
+		return x.StreamId
+	}
+	return ""
+}
+
+func (x *StreamSample) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *StreamSample) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *StreamSample) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *StreamSample) GetTokensPerSecond() float64 {
+	if x != nil {
+		return x.TokensPerSecond
+	}
+	return 0
+}
+
+func (x *StreamSample) GetTimeToFirstToken() *durationpb.Duration {
+	if x != nil {
+		return x.TimeToFirstToken
+	}
+	return nil
+}
+
+func (x *StreamSample) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *StreamSample) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *StreamSample) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *StreamSample) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
 var File_llmrouter_v1_operations_proto protoreflect.FileDescriptor
 
 const file_llmrouter_v1_operations_proto_rawDesc = "" +
@@ -1663,12 +1958,13 @@ const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"\x06policy\x18\x02 \x01(\x0e2\x19.llmrouter.v1.RoutePolicyR\x06policy\x123\n" +
 	"\atargets\x18\x03 \x03(\v2\x19.llmrouter.v1.RouteTargetR\atargets\x12\x1d\n" +
 	"\n" +
-	"is_default\x18\x04 \x01(\bR\tisDefault\"\xad\x01\n" +
+	"is_default\x18\x04 \x01(\bR\tisDefault\"\xda\x01\n" +
 	"\x0eLatencySummary\x12+\n" +
 	"\x03p50\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
 	"\x03p90\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03p90\x12+\n" +
 	"\x03p99\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03p99\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x04R\x05count\"\xd5\x03\n" +
+	"\x05count\x18\x04 \x01(\x04R\x05count\x12+\n" +
+	"\x03p95\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03p95\"\xe5\x05\n" +
 	"\vStatsReport\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12'\n" +
 	"\x0fstreams_created\x18\x02 \x01(\x04R\x0estreamsCreated\x12+\n" +
@@ -1681,7 +1977,33 @@ const file_llmrouter_v1_operations_proto_rawDesc = "" +
 	"interToken\x12*\n" +
 	"\x11tokens_per_second\x18\t \x01(\x01R\x0ftokensPerSecond\x12+\n" +
 	"\x11completion_tokens\x18\n" +
-	" \x01(\x04R\x10completionTokens*\xc8\x01\n" +
+	" \x01(\x04R\x10completionTokens\x12'\n" +
+	"\x0fstreams_running\x18\v \x01(\x04R\x0estreamsRunning\x12)\n" +
+	"\x10recent_completed\x18\f \x01(\x04R\x0frecentCompleted\x12#\n" +
+	"\rrecent_failed\x18\r \x01(\x04R\frecentFailed\x12)\n" +
+	"\x10recent_cancelled\x18\x0e \x01(\x04R\x0frecentCancelled\x128\n" +
+	"\x18recent_completion_tokens\x18\x0f \x01(\x04R\x16recentCompletionTokens\x120\n" +
+	"\x06errors\x18\x10 \x03(\v2\x18.llmrouter.v1.ErrorCountR\x06errors\"\xb3\x01\n" +
+	"\n" +
+	"ErrorCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x04R\x05count\x12!\n" +
+	"\flast_message\x18\x04 \x01(\tR\vlastMessage\x12@\n" +
+	"\x0elast_failed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastFailedAt\"\xa0\x03\n" +
+	"\fStreamSample\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12\x14\n" +
+	"\x05route\x18\x02 \x01(\tR\x05route\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x18\n" +
+	"\abackend\x18\x04 \x01(\tR\abackend\x12*\n" +
+	"\x11tokens_per_second\x18\x05 \x01(\x01R\x0ftokensPerSecond\x12H\n" +
+	"\x13time_to_first_token\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10timeToFirstToken\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12+\n" +
+	"\x11completion_tokens\x18\b \x01(\x04R\x10completionTokens\x12;\n" +
+	"\vfinished_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12\x16\n" +
+	"\x06tenant\x18\n" +
+	" \x01(\tR\x06tenant*\xc8\x01\n" +
 	"\vStreamState\x12\x1c\n" +
 	"\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13STREAM_STATE_QUEUED\x10\x01\x12\x18\n" +
@@ -1719,7 +2041,7 @@ func file_llmrouter_v1_operations_proto_rawDescGZIP() []byte {
 }
 
 var file_llmrouter_v1_operations_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_llmrouter_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_llmrouter_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_llmrouter_v1_operations_proto_goTypes = []any{
 	(StreamState)(0),              // 0: llmrouter.v1.StreamState
 	(SlowSubscriberPolicy)(0),     // 1: llmrouter.v1.SlowSubscriberPolicy
@@ -1744,44 +2066,52 @@ var file_llmrouter_v1_operations_proto_goTypes = []any{
 	(*Route)(nil),                 // 20: llmrouter.v1.Route
 	(*LatencySummary)(nil),        // 21: llmrouter.v1.LatencySummary
 	(*StatsReport)(nil),           // 22: llmrouter.v1.StatsReport
-	nil,                           // 23: llmrouter.v1.StreamStatus.LabelsEntry
-	(*Usage)(nil),                 // 24: llmrouter.v1.Usage
-	(FinishReason)(0),             // 25: llmrouter.v1.FinishReason
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 27: google.protobuf.Any
-	(*FlowControl)(nil),           // 28: llmrouter.v1.FlowControl
-	(RoutePolicy)(0),              // 29: llmrouter.v1.RoutePolicy
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
+	(*ErrorCount)(nil),            // 23: llmrouter.v1.ErrorCount
+	(*StreamSample)(nil),          // 24: llmrouter.v1.StreamSample
+	nil,                           // 25: llmrouter.v1.StreamStatus.LabelsEntry
+	(*Usage)(nil),                 // 26: llmrouter.v1.Usage
+	(FinishReason)(0),             // 27: llmrouter.v1.FinishReason
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 29: google.protobuf.Any
+	(*FlowControl)(nil),           // 30: llmrouter.v1.FlowControl
+	(RoutePolicy)(0),              // 31: llmrouter.v1.RoutePolicy
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
 }
 var file_llmrouter_v1_operations_proto_depIdxs = []int32{
 	0,  // 0: llmrouter.v1.StreamStatus.state:type_name -> llmrouter.v1.StreamState
-	24, // 1: llmrouter.v1.StreamStatus.usage:type_name -> llmrouter.v1.Usage
-	25, // 2: llmrouter.v1.StreamStatus.finish_reason:type_name -> llmrouter.v1.FinishReason
-	26, // 3: llmrouter.v1.StreamStatus.created_at:type_name -> google.protobuf.Timestamp
-	26, // 4: llmrouter.v1.StreamStatus.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 1: llmrouter.v1.StreamStatus.usage:type_name -> llmrouter.v1.Usage
+	27, // 2: llmrouter.v1.StreamStatus.finish_reason:type_name -> llmrouter.v1.FinishReason
+	28, // 3: llmrouter.v1.StreamStatus.created_at:type_name -> google.protobuf.Timestamp
+	28, // 4: llmrouter.v1.StreamStatus.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 5: llmrouter.v1.StreamStatus.error:type_name -> llmrouter.v1.CommandError
-	23, // 6: llmrouter.v1.StreamStatus.labels:type_name -> llmrouter.v1.StreamStatus.LabelsEntry
+	25, // 6: llmrouter.v1.StreamStatus.labels:type_name -> llmrouter.v1.StreamStatus.LabelsEntry
 	4,  // 7: llmrouter.v1.StreamList.streams:type_name -> llmrouter.v1.StreamStatus
-	27, // 8: llmrouter.v1.CommandError.details:type_name -> google.protobuf.Any
+	29, // 8: llmrouter.v1.CommandError.details:type_name -> google.protobuf.Any
 	0,  // 9: llmrouter.v1.ListStreamsCommand.states:type_name -> llmrouter.v1.StreamState
-	28, // 10: llmrouter.v1.AddSubscription.flow:type_name -> llmrouter.v1.FlowControl
+	30, // 10: llmrouter.v1.AddSubscription.flow:type_name -> llmrouter.v1.FlowControl
 	1,  // 11: llmrouter.v1.AddSubscription.slow_policy:type_name -> llmrouter.v1.SlowSubscriberPolicy
 	0,  // 12: llmrouter.v1.SubscriptionAdded.state:type_name -> llmrouter.v1.StreamState
 	6,  // 13: llmrouter.v1.SubscriptionEnded.error:type_name -> llmrouter.v1.CommandError
 	2,  // 14: llmrouter.v1.RouteTarget.kind:type_name -> llmrouter.v1.BackendKind
 	3,  // 15: llmrouter.v1.RouteTarget.circuit:type_name -> llmrouter.v1.CircuitState
-	29, // 16: llmrouter.v1.Route.policy:type_name -> llmrouter.v1.RoutePolicy
+	31, // 16: llmrouter.v1.Route.policy:type_name -> llmrouter.v1.RoutePolicy
 	19, // 17: llmrouter.v1.Route.targets:type_name -> llmrouter.v1.RouteTarget
-	30, // 18: llmrouter.v1.LatencySummary.p50:type_name -> google.protobuf.Duration
-	30, // 19: llmrouter.v1.LatencySummary.p90:type_name -> google.protobuf.Duration
-	30, // 20: llmrouter.v1.LatencySummary.p99:type_name -> google.protobuf.Duration
-	21, // 21: llmrouter.v1.StatsReport.time_to_first_token:type_name -> llmrouter.v1.LatencySummary
-	21, // 22: llmrouter.v1.StatsReport.inter_token:type_name -> llmrouter.v1.LatencySummary
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	32, // 18: llmrouter.v1.LatencySummary.p50:type_name -> google.protobuf.Duration
+	32, // 19: llmrouter.v1.LatencySummary.p90:type_name -> google.protobuf.Duration
+	32, // 20: llmrouter.v1.LatencySummary.p99:type_name -> google.protobuf.Duration
+	32, // 21: llmrouter.v1.LatencySummary.p95:type_name -> google.protobuf.Duration
+	21, // 22: llmrouter.v1.StatsReport.time_to_first_token:type_name -> llmrouter.v1.LatencySummary
+	21, // 23: llmrouter.v1.StatsReport.inter_token:type_name -> llmrouter.v1.LatencySummary
+	23, // 24: llmrouter.v1.StatsReport.errors:type_name -> llmrouter.v1.ErrorCount
+	28, // 25: llmrouter.v1.ErrorCount.last_failed_at:type_name -> google.protobuf.Timestamp
+	32, // 26: llmrouter.v1.StreamSample.time_to_first_token:type_name -> google.protobuf.Duration
+	32, // 27: llmrouter.v1.StreamSample.duration:type_name -> google.protobuf.Duration
+	28, // 28: llmrouter.v1.StreamSample.finished_at:type_name -> google.protobuf.Timestamp
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_operations_proto_init() }
@@ -1797,7 +2127,7 @@ func file_llmrouter_v1_operations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmrouter_v1_operations_proto_rawDesc), len(file_llmrouter_v1_operations_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

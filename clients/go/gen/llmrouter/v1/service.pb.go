@@ -9,6 +9,8 @@ package llmrouterv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1056,7 +1058,9 @@ func (x *GetStreamResponse) GetRecentEvents() []*StreamEvent {
 // GetStatsRequest asks for the analytics report.
 type GetStatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Only this model or route; empty means all, with a per-model breakdown.
+	// Only this route (a route name, or BACKEND/MODEL, as Generate's `model`
+	// takes it); empty means all routes, with a per-route breakdown. A name
+	// Generate would not accept is NOT_FOUND.
 	Model         string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1102,12 +1106,30 @@ func (x *GetStatsRequest) GetModel() string {
 // GetStatsResponse is the analytics report.
 type GetStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Totals over all selected models.
+	// Totals over all selected routes.
 	Total *StatsReport `protobuf:"bytes,1,opt,name=total,proto3" json:"total,omitempty"`
-	// One report per model.
-	PerModel      []*StatsReport `protobuf:"bytes,2,rep,name=per_model,json=perModel,proto3" json:"per_model,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// One report per route: every configured route, then every BACKEND/MODEL
+	// name used since the server started; only the selected route when
+	// `model` is set.
+	PerModel []*StatsReport `protobuf:"bytes,2,rep,name=per_model,json=perModel,proto3" json:"per_model,omitempty"`
+	// How far back the recent figures look (`telemetry.stats_window_seconds`).
+	Window *durationpb.Duration `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
+	// When the counters started: the server's start.
+	CountingSince *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=counting_since,json=countingSince,proto3" json:"counting_since,omitempty"`
+	// When this report was made.
+	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	// The generations with the highest output rate among those that completed
+	// within the window with at least two tokens, fastest first; at most five.
+	Fastest []*StreamSample `protobuf:"bytes,6,rep,name=fastest,proto3" json:"fastest,omitempty"`
+	// The generations with the lowest output rate among the same ones, slowest
+	// first; at most five.
+	Slowest []*StreamSample `protobuf:"bytes,7,rep,name=slowest,proto3" json:"slowest,omitempty"`
+	// True when more generations finished within the window than the server
+	// keeps records of (the most recent 4096); the recent figures then cover
+	// only the most recent ones.
+	WindowTruncated bool `protobuf:"varint,8,opt,name=window_truncated,json=windowTruncated,proto3" json:"window_truncated,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetStatsResponse) Reset() {
@@ -1154,11 +1176,53 @@ func (x *GetStatsResponse) GetPerModel() []*StatsReport {
 	return nil
 }
 
+func (x *GetStatsResponse) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetCountingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CountingSince
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetGeneratedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GeneratedAt
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetFastest() []*StreamSample {
+	if x != nil {
+		return x.Fastest
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetSlowest() []*StreamSample {
+	if x != nil {
+		return x.Slowest
+	}
+	return nil
+}
+
+func (x *GetStatsResponse) GetWindowTruncated() bool {
+	if x != nil {
+		return x.WindowTruncated
+	}
+	return false
+}
+
 var File_llmrouter_v1_service_proto protoreflect.FileDescriptor
 
 const file_llmrouter_v1_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1allmrouter/v1/service.proto\x12\fllmrouter.v1\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\x1a\x1dllmrouter/v1/operations.proto\"\xeb\x02\n" +
+	"\x1allmrouter/v1/service.proto\x12\fllmrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\x1a\x1dllmrouter/v1/operations.proto\"\xeb\x02\n" +
 	"\x0fGenerateRequest\x125\n" +
 	"\x05start\x18\x01 \x01(\v2\x1d.llmrouter.v1.StartGenerationH\x00R\x05start\x128\n" +
 	"\x06attach\x18\x02 \x01(\v2\x1e.llmrouter.v1.AttachGenerationH\x00R\x06attach\x122\n" +
@@ -1216,10 +1280,16 @@ const file_llmrouter_v1_service_proto_rawDesc = "" +
 	"\x06status\x18\x01 \x01(\v2\x1a.llmrouter.v1.StreamStatusR\x06status\x12>\n" +
 	"\rrecent_events\x18\x02 \x03(\v2\x19.llmrouter.v1.StreamEventR\frecentEvents\"'\n" +
 	"\x0fGetStatsRequest\x12\x14\n" +
-	"\x05model\x18\x01 \x01(\tR\x05model\"{\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\"\xc7\x03\n" +
 	"\x10GetStatsResponse\x12/\n" +
 	"\x05total\x18\x01 \x01(\v2\x19.llmrouter.v1.StatsReportR\x05total\x126\n" +
-	"\tper_model\x18\x02 \x03(\v2\x19.llmrouter.v1.StatsReportR\bperModel2\xba\x04\n" +
+	"\tper_model\x18\x02 \x03(\v2\x19.llmrouter.v1.StatsReportR\bperModel\x121\n" +
+	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12A\n" +
+	"\x0ecounting_since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rcountingSince\x12=\n" +
+	"\fgenerated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\x124\n" +
+	"\afastest\x18\x06 \x03(\v2\x1a.llmrouter.v1.StreamSampleR\afastest\x124\n" +
+	"\aslowest\x18\a \x03(\v2\x1a.llmrouter.v1.StreamSampleR\aslowest\x12)\n" +
+	"\x10window_truncated\x18\b \x01(\bR\x0fwindowTruncated2\xba\x04\n" +
 	"\rRouterService\x12M\n" +
 	"\bGenerate\x12\x1d.llmrouter.v1.GenerateRequest\x1a\x1e.llmrouter.v1.GenerateResponse(\x010\x01\x12J\n" +
 	"\aControl\x12\x1c.llmrouter.v1.ControlRequest\x1a\x1d.llmrouter.v1.ControlResponse(\x010\x01\x12P\n" +
@@ -1283,6 +1353,9 @@ var file_llmrouter_v1_service_proto_goTypes = []any{
 	(*Route)(nil),                 // 36: llmrouter.v1.Route
 	(StreamState)(0),              // 37: llmrouter.v1.StreamState
 	(*StatsReport)(nil),           // 38: llmrouter.v1.StatsReport
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*StreamSample)(nil),          // 41: llmrouter.v1.StreamSample
 }
 var file_llmrouter_v1_service_proto_depIdxs = []int32{
 	14, // 0: llmrouter.v1.GenerateRequest.start:type_name -> llmrouter.v1.StartGeneration
@@ -1316,25 +1389,30 @@ var file_llmrouter_v1_service_proto_depIdxs = []int32{
 	20, // 28: llmrouter.v1.GetStreamResponse.recent_events:type_name -> llmrouter.v1.StreamEvent
 	38, // 29: llmrouter.v1.GetStatsResponse.total:type_name -> llmrouter.v1.StatsReport
 	38, // 30: llmrouter.v1.GetStatsResponse.per_model:type_name -> llmrouter.v1.StatsReport
-	0,  // 31: llmrouter.v1.RouterService.Generate:input_type -> llmrouter.v1.GenerateRequest
-	2,  // 32: llmrouter.v1.RouterService.Control:input_type -> llmrouter.v1.ControlRequest
-	4,  // 33: llmrouter.v1.RouterService.Subscribe:input_type -> llmrouter.v1.SubscribeRequest
-	6,  // 34: llmrouter.v1.RouterService.ListModels:input_type -> llmrouter.v1.ListModelsRequest
-	8,  // 35: llmrouter.v1.RouterService.ListStreams:input_type -> llmrouter.v1.ListStreamsRequest
-	10, // 36: llmrouter.v1.RouterService.GetStream:input_type -> llmrouter.v1.GetStreamRequest
-	12, // 37: llmrouter.v1.RouterService.GetStats:input_type -> llmrouter.v1.GetStatsRequest
-	1,  // 38: llmrouter.v1.RouterService.Generate:output_type -> llmrouter.v1.GenerateResponse
-	3,  // 39: llmrouter.v1.RouterService.Control:output_type -> llmrouter.v1.ControlResponse
-	5,  // 40: llmrouter.v1.RouterService.Subscribe:output_type -> llmrouter.v1.SubscribeResponse
-	7,  // 41: llmrouter.v1.RouterService.ListModels:output_type -> llmrouter.v1.ListModelsResponse
-	9,  // 42: llmrouter.v1.RouterService.ListStreams:output_type -> llmrouter.v1.ListStreamsResponse
-	11, // 43: llmrouter.v1.RouterService.GetStream:output_type -> llmrouter.v1.GetStreamResponse
-	13, // 44: llmrouter.v1.RouterService.GetStats:output_type -> llmrouter.v1.GetStatsResponse
-	38, // [38:45] is the sub-list for method output_type
-	31, // [31:38] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	39, // 31: llmrouter.v1.GetStatsResponse.window:type_name -> google.protobuf.Duration
+	40, // 32: llmrouter.v1.GetStatsResponse.counting_since:type_name -> google.protobuf.Timestamp
+	40, // 33: llmrouter.v1.GetStatsResponse.generated_at:type_name -> google.protobuf.Timestamp
+	41, // 34: llmrouter.v1.GetStatsResponse.fastest:type_name -> llmrouter.v1.StreamSample
+	41, // 35: llmrouter.v1.GetStatsResponse.slowest:type_name -> llmrouter.v1.StreamSample
+	0,  // 36: llmrouter.v1.RouterService.Generate:input_type -> llmrouter.v1.GenerateRequest
+	2,  // 37: llmrouter.v1.RouterService.Control:input_type -> llmrouter.v1.ControlRequest
+	4,  // 38: llmrouter.v1.RouterService.Subscribe:input_type -> llmrouter.v1.SubscribeRequest
+	6,  // 39: llmrouter.v1.RouterService.ListModels:input_type -> llmrouter.v1.ListModelsRequest
+	8,  // 40: llmrouter.v1.RouterService.ListStreams:input_type -> llmrouter.v1.ListStreamsRequest
+	10, // 41: llmrouter.v1.RouterService.GetStream:input_type -> llmrouter.v1.GetStreamRequest
+	12, // 42: llmrouter.v1.RouterService.GetStats:input_type -> llmrouter.v1.GetStatsRequest
+	1,  // 43: llmrouter.v1.RouterService.Generate:output_type -> llmrouter.v1.GenerateResponse
+	3,  // 44: llmrouter.v1.RouterService.Control:output_type -> llmrouter.v1.ControlResponse
+	5,  // 45: llmrouter.v1.RouterService.Subscribe:output_type -> llmrouter.v1.SubscribeResponse
+	7,  // 46: llmrouter.v1.RouterService.ListModels:output_type -> llmrouter.v1.ListModelsResponse
+	9,  // 47: llmrouter.v1.RouterService.ListStreams:output_type -> llmrouter.v1.ListStreamsResponse
+	11, // 48: llmrouter.v1.RouterService.GetStream:output_type -> llmrouter.v1.GetStreamResponse
+	13, // 49: llmrouter.v1.RouterService.GetStats:output_type -> llmrouter.v1.GetStatsResponse
+	43, // [43:50] is the sub-list for method output_type
+	36, // [36:43] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_llmrouter_v1_service_proto_init() }

@@ -60,7 +60,11 @@ type RouterServiceClient interface {
 	ListStreams(ctx context.Context, in *ListStreamsRequest, opts ...grpc.CallOption) (*ListStreamsResponse, error)
 	// GetStream returns the status of one generation and its recent events.
 	GetStream(ctx context.Context, in *GetStreamRequest, opts ...grpc.CallOption) (*GetStreamResponse, error)
-	// GetStats returns counters and latency percentiles since the server started.
+	// GetStats returns the analytics report: generation counters since the
+	// server started, and success rate, latency percentiles, output rates and
+	// errors over a recent window (`telemetry.stats_window_seconds`). The report
+	// is server-wide, covering every tenant: with auth on, only admin keys may
+	// call it (others get PERMISSION_DENIED).
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 }
 
@@ -183,7 +187,11 @@ type RouterServiceServer interface {
 	ListStreams(context.Context, *ListStreamsRequest) (*ListStreamsResponse, error)
 	// GetStream returns the status of one generation and its recent events.
 	GetStream(context.Context, *GetStreamRequest) (*GetStreamResponse, error)
-	// GetStats returns counters and latency percentiles since the server started.
+	// GetStats returns the analytics report: generation counters since the
+	// server started, and success rate, latency percentiles, output rates and
+	// errors over a recent window (`telemetry.stats_window_seconds`). The report
+	// is server-wide, covering every tenant: with auth on, only admin keys may
+	// call it (others get PERMISSION_DENIED).
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	mustEmbedUnimplementedRouterServiceServer()
 }

@@ -246,19 +246,21 @@ class Route(_message.Message):
     def __init__(self, name: _Optional[str] = ..., policy: _Optional[_Union[_generation_pb2.RoutePolicy, str]] = ..., targets: _Optional[_Iterable[_Union[RouteTarget, _Mapping]]] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class LatencySummary(_message.Message):
-    __slots__ = ("p50", "p90", "p99", "count")
+    __slots__ = ("p50", "p90", "p99", "count", "p95")
     P50_FIELD_NUMBER: _ClassVar[int]
     P90_FIELD_NUMBER: _ClassVar[int]
     P99_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    P95_FIELD_NUMBER: _ClassVar[int]
     p50: _duration_pb2.Duration
     p90: _duration_pb2.Duration
     p99: _duration_pb2.Duration
     count: int
-    def __init__(self, p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p90: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+    p95: _duration_pb2.Duration
+    def __init__(self, p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p90: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StatsReport(_message.Message):
-    __slots__ = ("model", "streams_created", "streams_completed", "streams_failed", "streams_cancelled", "success_rate", "time_to_first_token", "inter_token", "tokens_per_second", "completion_tokens")
+    __slots__ = ("model", "streams_created", "streams_completed", "streams_failed", "streams_cancelled", "success_rate", "time_to_first_token", "inter_token", "tokens_per_second", "completion_tokens", "streams_running", "recent_completed", "recent_failed", "recent_cancelled", "recent_completion_tokens", "errors")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STREAMS_CREATED_FIELD_NUMBER: _ClassVar[int]
     STREAMS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +271,12 @@ class StatsReport(_message.Message):
     INTER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RECENT_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FAILED_FIELD_NUMBER: _ClassVar[int]
+    RECENT_CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    RECENT_COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
     model: str
     streams_created: int
     streams_completed: int
@@ -279,4 +287,48 @@ class StatsReport(_message.Message):
     inter_token: LatencySummary
     tokens_per_second: float
     completion_tokens: int
-    def __init__(self, model: _Optional[str] = ..., streams_created: _Optional[int] = ..., streams_completed: _Optional[int] = ..., streams_failed: _Optional[int] = ..., streams_cancelled: _Optional[int] = ..., success_rate: _Optional[float] = ..., time_to_first_token: _Optional[_Union[LatencySummary, _Mapping]] = ..., inter_token: _Optional[_Union[LatencySummary, _Mapping]] = ..., tokens_per_second: _Optional[float] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
+    streams_running: int
+    recent_completed: int
+    recent_failed: int
+    recent_cancelled: int
+    recent_completion_tokens: int
+    errors: _containers.RepeatedCompositeFieldContainer[ErrorCount]
+    def __init__(self, model: _Optional[str] = ..., streams_created: _Optional[int] = ..., streams_completed: _Optional[int] = ..., streams_failed: _Optional[int] = ..., streams_cancelled: _Optional[int] = ..., success_rate: _Optional[float] = ..., time_to_first_token: _Optional[_Union[LatencySummary, _Mapping]] = ..., inter_token: _Optional[_Union[LatencySummary, _Mapping]] = ..., tokens_per_second: _Optional[float] = ..., completion_tokens: _Optional[int] = ..., streams_running: _Optional[int] = ..., recent_completed: _Optional[int] = ..., recent_failed: _Optional[int] = ..., recent_cancelled: _Optional[int] = ..., recent_completion_tokens: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ...) -> None: ...
+
+class ErrorCount(_message.Message):
+    __slots__ = ("reason", "code", "count", "last_message", "last_failed_at")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    code: int
+    count: int
+    last_message: str
+    last_failed_at: _timestamp_pb2.Timestamp
+    def __init__(self, reason: _Optional[str] = ..., code: _Optional[int] = ..., count: _Optional[int] = ..., last_message: _Optional[str] = ..., last_failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StreamSample(_message.Message):
+    __slots__ = ("stream_id", "route", "model", "backend", "tokens_per_second", "time_to_first_token", "duration", "completion_tokens", "finished_at", "tenant")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    route: str
+    model: str
+    backend: str
+    tokens_per_second: float
+    time_to_first_token: _duration_pb2.Duration
+    duration: _duration_pb2.Duration
+    completion_tokens: int
+    finished_at: _timestamp_pb2.Timestamp
+    tenant: str
+    def __init__(self, stream_id: _Optional[str] = ..., route: _Optional[str] = ..., model: _Optional[str] = ..., backend: _Optional[str] = ..., tokens_per_second: _Optional[float] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., completion_tokens: _Optional[int] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...

@@ -22,12 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from llmrouter.v1 import events_pb2 as llmrouter_dot_v1_dot_events__pb2
 from llmrouter.v1 import generation_pb2 as llmrouter_dot_v1_dot_generation__pb2
 from llmrouter.v1 import operations_pb2 as llmrouter_dot_v1_dot_operations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1allmrouter/v1/service.proto\x12\x0cllmrouter.v1\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\x1a\x1dllmrouter/v1/operations.proto\"\xeb\x02\n\x0fGenerateRequest\x12\x35\n\x05start\x18\x01 \x01(\x0b\x32\x1d.llmrouter.v1.StartGenerationH\x00R\x05start\x12\x38\n\x06\x61ttach\x18\x02 \x01(\x0b\x32\x1e.llmrouter.v1.AttachGenerationH\x00R\x06\x61ttach\x12\x32\n\x05grant\x18\x03 \x01(\x0b\x32\x1a.llmrouter.v1.GrantCreditsH\x00R\x05grant\x12\x35\n\x05pause\x18\x04 \x01(\x0b\x32\x1d.llmrouter.v1.PauseGenerationH\x00R\x05pause\x12\x38\n\x06resume\x18\x05 \x01(\x0b\x32\x1e.llmrouter.v1.ResumeGenerationH\x00R\x06resume\x12\x38\n\x06\x63\x61ncel\x18\x06 \x01(\x0b\x32\x1e.llmrouter.v1.CancelGenerationH\x00R\x06\x63\x61ncelB\x08\n\x06\x61\x63tion\"{\n\x10GenerateResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StreamEventR\x05\x65vent\x12\x36\n\x08rejected\x18\x02 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x08rejected\"\xdf\x03\n\x0e\x43ontrolRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x38\n\x05pause\x18\x02 \x01(\x0b\x32 .llmrouter.v1.PauseStreamCommandH\x00R\x05pause\x12;\n\x06resume\x18\x03 \x01(\x0b\x32!.llmrouter.v1.ResumeStreamCommandH\x00R\x06resume\x12;\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32!.llmrouter.v1.CancelStreamCommandH\x00R\x06\x63\x61ncel\x12;\n\x06status\x18\x05 \x01(\x0b\x32!.llmrouter.v1.StreamStatusCommandH\x00R\x06status\x12\x39\n\x05watch\x18\x06 \x01(\x0b\x32!.llmrouter.v1.WatchStreamsCommandH\x00R\x05watch\x12?\n\x07unwatch\x18\x07 \x01(\x0b\x32#.llmrouter.v1.UnwatchStreamsCommandH\x00R\x07unwatch\x12\x36\n\x04list\x18\x08 \x01(\x0b\x32 .llmrouter.v1.ListStreamsCommandH\x00R\x04listB\t\n\x07\x63ommand\"\xd4\x01\n\x0f\x43ontrolResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\x1a.llmrouter.v1.StreamStatusH\x00R\x06status\x12.\n\x04list\x18\x03 \x01(\x0b\x32\x18.llmrouter.v1.StreamListH\x00R\x04list\x12\x32\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorH\x00R\x05\x65rrorB\x08\n\x06result\"\xc6\x01\n\x10SubscribeRequest\x12\x31\n\x03\x61\x64\x64\x18\x01 \x01(\x0b\x32\x1d.llmrouter.v1.AddSubscriptionH\x00R\x03\x61\x64\x64\x12:\n\x06remove\x18\x02 \x01(\x0b\x32 .llmrouter.v1.RemoveSubscriptionH\x00R\x06remove\x12\x39\n\x05grant\x18\x03 \x01(\x0b\x32!.llmrouter.v1.SubscriptionCreditsH\x00R\x05grantB\x08\n\x06\x61\x63tion\"\xc0\x01\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StreamEventH\x00R\x05\x65vent\x12\x37\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x0b\x32\x1f.llmrouter.v1.SubscriptionAddedH\x00R\x05\x61\x64\x64\x65\x64\x12\x37\n\x05\x65nded\x18\x03 \x01(\x0b\x32\x1f.llmrouter.v1.SubscriptionEndedH\x00R\x05\x65ndedB\x06\n\x04item\"\x13\n\x11ListModelsRequest\"A\n\x12ListModelsResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x13.llmrouter.v1.RouteR\x06routes\"\x83\x01\n\x12ListStreamsRequest\x12\x31\n\x06states\x18\x01 \x03(\x0e\x32\x19.llmrouter.v1.StreamStateR\x06states\x12\x1b\n\tpage_size\x18\x02 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"s\n\x13ListStreamsResponse\x12\x34\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x07streams\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"T\n\x10GetStreamRequest\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12#\n\rrecent_events\x18\x02 \x01(\rR\x0crecentEvents\"\x87\x01\n\x11GetStreamResponse\x12\x32\n\x06status\x18\x01 \x01(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x06status\x12>\n\rrecent_events\x18\x02 \x03(\x0b\x32\x19.llmrouter.v1.StreamEventR\x0crecentEvents\"\'\n\x0fGetStatsRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"{\n\x10GetStatsResponse\x12/\n\x05total\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StatsReportR\x05total\x12\x36\n\tper_model\x18\x02 \x03(\x0b\x32\x19.llmrouter.v1.StatsReportR\x08perModel2\xba\x04\n\rRouterService\x12M\n\x08Generate\x12\x1d.llmrouter.v1.GenerateRequest\x1a\x1e.llmrouter.v1.GenerateResponse(\x01\x30\x01\x12J\n\x07\x43ontrol\x12\x1c.llmrouter.v1.ControlRequest\x1a\x1d.llmrouter.v1.ControlResponse(\x01\x30\x01\x12P\n\tSubscribe\x12\x1e.llmrouter.v1.SubscribeRequest\x1a\x1f.llmrouter.v1.SubscribeResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.llmrouter.v1.ListModelsRequest\x1a .llmrouter.v1.ListModelsResponse\x12R\n\x0bListStreams\x12 .llmrouter.v1.ListStreamsRequest\x1a!.llmrouter.v1.ListStreamsResponse\x12L\n\tGetStream\x12\x1e.llmrouter.v1.GetStreamRequest\x1a\x1f.llmrouter.v1.GetStreamResponse\x12I\n\x08GetStats\x12\x1d.llmrouter.v1.GetStatsRequest\x1a\x1e.llmrouter.v1.GetStatsResponseBHZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1allmrouter/v1/service.proto\x12\x0cllmrouter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19llmrouter/v1/events.proto\x1a\x1dllmrouter/v1/generation.proto\x1a\x1dllmrouter/v1/operations.proto\"\xeb\x02\n\x0fGenerateRequest\x12\x35\n\x05start\x18\x01 \x01(\x0b\x32\x1d.llmrouter.v1.StartGenerationH\x00R\x05start\x12\x38\n\x06\x61ttach\x18\x02 \x01(\x0b\x32\x1e.llmrouter.v1.AttachGenerationH\x00R\x06\x61ttach\x12\x32\n\x05grant\x18\x03 \x01(\x0b\x32\x1a.llmrouter.v1.GrantCreditsH\x00R\x05grant\x12\x35\n\x05pause\x18\x04 \x01(\x0b\x32\x1d.llmrouter.v1.PauseGenerationH\x00R\x05pause\x12\x38\n\x06resume\x18\x05 \x01(\x0b\x32\x1e.llmrouter.v1.ResumeGenerationH\x00R\x06resume\x12\x38\n\x06\x63\x61ncel\x18\x06 \x01(\x0b\x32\x1e.llmrouter.v1.CancelGenerationH\x00R\x06\x63\x61ncelB\x08\n\x06\x61\x63tion\"{\n\x10GenerateResponse\x12/\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StreamEventR\x05\x65vent\x12\x36\n\x08rejected\x18\x02 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorR\x08rejected\"\xdf\x03\n\x0e\x43ontrolRequest\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x38\n\x05pause\x18\x02 \x01(\x0b\x32 .llmrouter.v1.PauseStreamCommandH\x00R\x05pause\x12;\n\x06resume\x18\x03 \x01(\x0b\x32!.llmrouter.v1.ResumeStreamCommandH\x00R\x06resume\x12;\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32!.llmrouter.v1.CancelStreamCommandH\x00R\x06\x63\x61ncel\x12;\n\x06status\x18\x05 \x01(\x0b\x32!.llmrouter.v1.StreamStatusCommandH\x00R\x06status\x12\x39\n\x05watch\x18\x06 \x01(\x0b\x32!.llmrouter.v1.WatchStreamsCommandH\x00R\x05watch\x12?\n\x07unwatch\x18\x07 \x01(\x0b\x32#.llmrouter.v1.UnwatchStreamsCommandH\x00R\x07unwatch\x12\x36\n\x04list\x18\x08 \x01(\x0b\x32 .llmrouter.v1.ListStreamsCommandH\x00R\x04listB\t\n\x07\x63ommand\"\xd4\x01\n\x0f\x43ontrolResponse\x12\x1d\n\nrequest_id\x18\x01 \x01(\tR\trequestId\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\x1a.llmrouter.v1.StreamStatusH\x00R\x06status\x12.\n\x04list\x18\x03 \x01(\x0b\x32\x18.llmrouter.v1.StreamListH\x00R\x04list\x12\x32\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1a.llmrouter.v1.CommandErrorH\x00R\x05\x65rrorB\x08\n\x06result\"\xc6\x01\n\x10SubscribeRequest\x12\x31\n\x03\x61\x64\x64\x18\x01 \x01(\x0b\x32\x1d.llmrouter.v1.AddSubscriptionH\x00R\x03\x61\x64\x64\x12:\n\x06remove\x18\x02 \x01(\x0b\x32 .llmrouter.v1.RemoveSubscriptionH\x00R\x06remove\x12\x39\n\x05grant\x18\x03 \x01(\x0b\x32!.llmrouter.v1.SubscriptionCreditsH\x00R\x05grantB\x08\n\x06\x61\x63tion\"\xc0\x01\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StreamEventH\x00R\x05\x65vent\x12\x37\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x0b\x32\x1f.llmrouter.v1.SubscriptionAddedH\x00R\x05\x61\x64\x64\x65\x64\x12\x37\n\x05\x65nded\x18\x03 \x01(\x0b\x32\x1f.llmrouter.v1.SubscriptionEndedH\x00R\x05\x65ndedB\x06\n\x04item\"\x13\n\x11ListModelsRequest\"A\n\x12ListModelsResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x13.llmrouter.v1.RouteR\x06routes\"\x83\x01\n\x12ListStreamsRequest\x12\x31\n\x06states\x18\x01 \x03(\x0e\x32\x19.llmrouter.v1.StreamStateR\x06states\x12\x1b\n\tpage_size\x18\x02 \x01(\rR\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"s\n\x13ListStreamsResponse\x12\x34\n\x07streams\x18\x01 \x03(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x07streams\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"T\n\x10GetStreamRequest\x12\x1b\n\tstream_id\x18\x01 \x01(\tR\x08streamId\x12#\n\rrecent_events\x18\x02 \x01(\rR\x0crecentEvents\"\x87\x01\n\x11GetStreamResponse\x12\x32\n\x06status\x18\x01 \x01(\x0b\x32\x1a.llmrouter.v1.StreamStatusR\x06status\x12>\n\rrecent_events\x18\x02 \x03(\x0b\x32\x19.llmrouter.v1.StreamEventR\x0crecentEvents\"\'\n\x0fGetStatsRequest\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\"\xc7\x03\n\x10GetStatsResponse\x12/\n\x05total\x18\x01 \x01(\x0b\x32\x19.llmrouter.v1.StatsReportR\x05total\x12\x36\n\tper_model\x18\x02 \x03(\x0b\x32\x19.llmrouter.v1.StatsReportR\x08perModel\x12\x31\n\x06window\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06window\x12\x41\n\x0e\x63ounting_since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rcountingSince\x12=\n\x0cgenerated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bgeneratedAt\x12\x34\n\x07\x66\x61stest\x18\x06 \x03(\x0b\x32\x1a.llmrouter.v1.StreamSampleR\x07\x66\x61stest\x12\x34\n\x07slowest\x18\x07 \x03(\x0b\x32\x1a.llmrouter.v1.StreamSampleR\x07slowest\x12)\n\x10window_truncated\x18\x08 \x01(\x08R\x0fwindowTruncated2\xba\x04\n\rRouterService\x12M\n\x08Generate\x12\x1d.llmrouter.v1.GenerateRequest\x1a\x1e.llmrouter.v1.GenerateResponse(\x01\x30\x01\x12J\n\x07\x43ontrol\x12\x1c.llmrouter.v1.ControlRequest\x1a\x1d.llmrouter.v1.ControlResponse(\x01\x30\x01\x12P\n\tSubscribe\x12\x1e.llmrouter.v1.SubscribeRequest\x1a\x1f.llmrouter.v1.SubscribeResponse(\x01\x30\x01\x12O\n\nListModels\x12\x1f.llmrouter.v1.ListModelsRequest\x1a .llmrouter.v1.ListModelsResponse\x12R\n\x0bListStreams\x12 .llmrouter.v1.ListStreamsRequest\x1a!.llmrouter.v1.ListStreamsResponse\x12L\n\tGetStream\x12\x1e.llmrouter.v1.GetStreamRequest\x1a\x1f.llmrouter.v1.GetStreamResponse\x12I\n\x08GetStats\x12\x1d.llmrouter.v1.GetStatsRequest\x1a\x1e.llmrouter.v1.GetStatsResponseBHZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +37,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmrouter.v1.service_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/llmrouter/llmrouter/clients/go/gen/llmrouter/v1;llmrouterv1'
-  _globals['_GENERATEREQUEST']._serialized_start=134
-  _globals['_GENERATEREQUEST']._serialized_end=497
-  _globals['_GENERATERESPONSE']._serialized_start=499
-  _globals['_GENERATERESPONSE']._serialized_end=622
-  _globals['_CONTROLREQUEST']._serialized_start=625
-  _globals['_CONTROLREQUEST']._serialized_end=1104
-  _globals['_CONTROLRESPONSE']._serialized_start=1107
-  _globals['_CONTROLRESPONSE']._serialized_end=1319
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1322
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=1520
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=1523
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1715
-  _globals['_LISTMODELSREQUEST']._serialized_start=1717
-  _globals['_LISTMODELSREQUEST']._serialized_end=1736
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1738
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1803
-  _globals['_LISTSTREAMSREQUEST']._serialized_start=1806
-  _globals['_LISTSTREAMSREQUEST']._serialized_end=1937
-  _globals['_LISTSTREAMSRESPONSE']._serialized_start=1939
-  _globals['_LISTSTREAMSRESPONSE']._serialized_end=2054
-  _globals['_GETSTREAMREQUEST']._serialized_start=2056
-  _globals['_GETSTREAMREQUEST']._serialized_end=2140
-  _globals['_GETSTREAMRESPONSE']._serialized_start=2143
-  _globals['_GETSTREAMRESPONSE']._serialized_end=2278
-  _globals['_GETSTATSREQUEST']._serialized_start=2280
-  _globals['_GETSTATSREQUEST']._serialized_end=2319
-  _globals['_GETSTATSRESPONSE']._serialized_start=2321
-  _globals['_GETSTATSRESPONSE']._serialized_end=2444
-  _globals['_ROUTERSERVICE']._serialized_start=2447
-  _globals['_ROUTERSERVICE']._serialized_end=3017
+  _globals['_GENERATEREQUEST']._serialized_start=199
+  _globals['_GENERATEREQUEST']._serialized_end=562
+  _globals['_GENERATERESPONSE']._serialized_start=564
+  _globals['_GENERATERESPONSE']._serialized_end=687
+  _globals['_CONTROLREQUEST']._serialized_start=690
+  _globals['_CONTROLREQUEST']._serialized_end=1169
+  _globals['_CONTROLRESPONSE']._serialized_start=1172
+  _globals['_CONTROLRESPONSE']._serialized_end=1384
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1387
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1585
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1588
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1780
+  _globals['_LISTMODELSREQUEST']._serialized_start=1782
+  _globals['_LISTMODELSREQUEST']._serialized_end=1801
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1803
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1868
+  _globals['_LISTSTREAMSREQUEST']._serialized_start=1871
+  _globals['_LISTSTREAMSREQUEST']._serialized_end=2002
+  _globals['_LISTSTREAMSRESPONSE']._serialized_start=2004
+  _globals['_LISTSTREAMSRESPONSE']._serialized_end=2119
+  _globals['_GETSTREAMREQUEST']._serialized_start=2121
+  _globals['_GETSTREAMREQUEST']._serialized_end=2205
+  _globals['_GETSTREAMRESPONSE']._serialized_start=2208
+  _globals['_GETSTREAMRESPONSE']._serialized_end=2343
+  _globals['_GETSTATSREQUEST']._serialized_start=2345
+  _globals['_GETSTATSREQUEST']._serialized_end=2384
+  _globals['_GETSTATSRESPONSE']._serialized_start=2387
+  _globals['_GETSTATSRESPONSE']._serialized_end=2842
+  _globals['_ROUTERSERVICE']._serialized_start=2845
+  _globals['_ROUTERSERVICE']._serialized_end=3415
 # @@protoc_insertion_point(module_scope)

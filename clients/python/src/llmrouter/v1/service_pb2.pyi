@@ -1,3 +1,7 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from llmrouter.v1 import events_pb2 as _events_pb2
 from llmrouter.v1 import generation_pb2 as _generation_pb2
 from llmrouter.v1 import operations_pb2 as _operations_pb2
@@ -136,9 +140,21 @@ class GetStatsRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
-    __slots__ = ("total", "per_model")
+    __slots__ = ("total", "per_model", "window", "counting_since", "generated_at", "fastest", "slowest", "window_truncated")
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     PER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    COUNTING_SINCE_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FASTEST_FIELD_NUMBER: _ClassVar[int]
+    SLOWEST_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     total: _operations_pb2.StatsReport
     per_model: _containers.RepeatedCompositeFieldContainer[_operations_pb2.StatsReport]
-    def __init__(self, total: _Optional[_Union[_operations_pb2.StatsReport, _Mapping]] = ..., per_model: _Optional[_Iterable[_Union[_operations_pb2.StatsReport, _Mapping]]] = ...) -> None: ...
+    window: _duration_pb2.Duration
+    counting_since: _timestamp_pb2.Timestamp
+    generated_at: _timestamp_pb2.Timestamp
+    fastest: _containers.RepeatedCompositeFieldContainer[_operations_pb2.StreamSample]
+    slowest: _containers.RepeatedCompositeFieldContainer[_operations_pb2.StreamSample]
+    window_truncated: bool
+    def __init__(self, total: _Optional[_Union[_operations_pb2.StatsReport, _Mapping]] = ..., per_model: _Optional[_Iterable[_Union[_operations_pb2.StatsReport, _Mapping]]] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., counting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fastest: _Optional[_Iterable[_Union[_operations_pb2.StreamSample, _Mapping]]] = ..., slowest: _Optional[_Iterable[_Union[_operations_pb2.StreamSample, _Mapping]]] = ..., window_truncated: _Optional[bool] = ...) -> None: ...

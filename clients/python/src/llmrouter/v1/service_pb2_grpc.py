@@ -136,7 +136,11 @@ class RouterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStats(self, request, context):
-        """GetStats returns counters and latency percentiles since the server started.
+        """GetStats returns the analytics report: generation counters since the
+        server started, and success rate, latency percentiles, output rates and
+        errors over a recent window (`telemetry.stats_window_seconds`). The report
+        is server-wide, covering every tenant: with auth on, only admin keys may
+        call it (others get PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -65,7 +65,12 @@ class RouterServiceStub:
     GetStream: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetStreamRequest, _service_pb2.GetStreamResponse]
     """GetStream returns the status of one generation and its recent events."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_service_pb2.GetStatsRequest, _service_pb2.GetStatsResponse]
-    """GetStats returns counters and latency percentiles since the server started."""
+    """GetStats returns the analytics report: generation counters since the
+    server started, and success rate, latency percentiles, output rates and
+    errors over a recent window (`telemetry.stats_window_seconds`). The report
+    is server-wide, covering every tenant: with auth on, only admin keys may
+    call it (others get PERMISSION_DENIED).
+    """
 
 @_typing.type_check_only
 class RouterServiceAsyncStub(RouterServiceStub):
@@ -104,7 +109,12 @@ class RouterServiceAsyncStub(RouterServiceStub):
     GetStream: _aio.UnaryUnaryMultiCallable[_service_pb2.GetStreamRequest, _service_pb2.GetStreamResponse]  # type: ignore[assignment]
     """GetStream returns the status of one generation and its recent events."""
     GetStats: _aio.UnaryUnaryMultiCallable[_service_pb2.GetStatsRequest, _service_pb2.GetStatsResponse]  # type: ignore[assignment]
-    """GetStats returns counters and latency percentiles since the server started."""
+    """GetStats returns the analytics report: generation counters since the
+    server started, and success rate, latency percentiles, output rates and
+    errors over a recent window (`telemetry.stats_window_seconds`). The report
+    is server-wide, covering every tenant: with auth on, only admin keys may
+    call it (others get PERMISSION_DENIED).
+    """
 
 class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
     """RouterService streams LLM generations to many clients. A generation is
@@ -182,6 +192,11 @@ class RouterServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _service_pb2.GetStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_service_pb2.GetStatsResponse, _abc.Awaitable[_service_pb2.GetStatsResponse]]:
-        """GetStats returns counters and latency percentiles since the server started."""
+        """GetStats returns the analytics report: generation counters since the
+        server started, and success rate, latency percentiles, output rates and
+        errors over a recent window (`telemetry.stats_window_seconds`). The report
+        is server-wide, covering every tenant: with auth on, only admin keys may
+        call it (others get PERMISSION_DENIED).
+        """
 
 def add_RouterServiceServicer_to_server(servicer: RouterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -995,7 +995,11 @@ export enum CancelledBy {
   DETACH_TIMEOUT = 3,
 
   /**
-   * The server shut down before the generation finished.
+   * The server shut down before the generation finished. No longer produced:
+   * a generation still running when a shutdown's grace period ends is not
+   * cancelled but fails with UNAVAILABLE, whose ErrorInfo carries its stream
+   * id and the offset to re-attach from (on another replica). Kept so that
+   * logs and clients from before still decode; read it as the end.
    *
    * @generated from enum value: CANCELLED_BY_SHUTDOWN = 4;
    */

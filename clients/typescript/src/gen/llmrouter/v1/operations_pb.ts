@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmrouter/v1/operations.proto.
  */
 export const file_llmrouter_v1_operations: GenFile = /*@__PURE__*/
-  fileDesc("Ch1sbG1yb3V0ZXIvdjEvb3BlcmF0aW9ucy5wcm90bxIMbGxtcm91dGVyLnYxIpsECgxTdHJlYW1TdGF0dXMSEQoJc3RyZWFtX2lkGAEgASgJEigKBXN0YXRlGAIgASgOMhkubGxtcm91dGVyLnYxLlN0cmVhbVN0YXRlEg0KBXJvdXRlGAMgASgJEg0KBW1vZGVsGAQgASgJEg8KB2JhY2tlbmQYBSABKAkSEwoLbmV4dF9vZmZzZXQYBiABKAQSHQoVZmlyc3RfcmV0YWluZWRfb2Zmc2V0GAcgASgEEiIKBXVzYWdlGAggASgLMhMubGxtcm91dGVyLnYxLlVzYWdlEjEKDWZpbmlzaF9yZWFzb24YCSABKA4yGi5sbG1yb3V0ZXIudjEuRmluaXNoUmVhc29uEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgljb25zdW1lcnMYDCABKA0SKQoFZXJyb3IYDSABKAsyGi5sbG1yb3V0ZXIudjEuQ29tbWFuZEVycm9yEjYKBmxhYmVscxgOIAMoCzImLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0dXMuTGFiZWxzRW50cnkSDgoGdGVuYW50GA8gASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOQoKU3RyZWFtTGlzdBIrCgdzdHJlYW1zGAEgAygLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1cyJUCgxDb21tYW5kRXJyb3ISDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEiUKB2RldGFpbHMYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55IjcKElBhdXNlU3RyZWFtQ29tbWFuZBIRCglzdHJlYW1faWQYASABKAkSDgoGcmVhc29uGAIgASgJIigKE1Jlc3VtZVN0cmVhbUNvbW1hbmQSEQoJc3RyZWFtX2lkGAEgASgJIjgKE0NhbmNlbFN0cmVhbUNvbW1hbmQSEQoJc3RyZWFtX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIoChNTdHJlYW1TdGF0dXNDb21tYW5kEhEKCXN0cmVhbV9pZBgBIAEoCSIpChNXYXRjaFN0cmVhbXNDb21tYW5kEhIKCnN0cmVhbV9pZHMYASADKAkiKwoVVW53YXRjaFN0cmVhbXNDb21tYW5kEhIKCnN0cmVhbV9pZHMYASADKAkiPwoSTGlzdFN0cmVhbXNDb21tYW5kEikKBnN0YXRlcxgBIAMoDjIZLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0ZSKbAQoPQWRkU3Vic2NyaXB0aW9uEhEKCXN0cmVhbV9pZBgBIAEoCRITCgtmcm9tX29mZnNldBgCIAEoBBInCgRmbG93GAMgASgLMhkubGxtcm91dGVyLnYxLkZsb3dDb250cm9sEjcKC3Nsb3dfcG9saWN5GAQgASgOMiIubGxtcm91dGVyLnYxLlNsb3dTdWJzY3JpYmVyUG9saWN5IicKElJlbW92ZVN1YnNjcmlwdGlvbhIRCglzdHJlYW1faWQYASABKAkiOQoTU3Vic2NyaXB0aW9uQ3JlZGl0cxIRCglzdHJlYW1faWQYASABKAkSDwoHY3JlZGl0cxgCIAEoDSJlChFTdWJzY3JpcHRpb25BZGRlZBIRCglzdHJlYW1faWQYASABKAkSEwoLZnJvbV9vZmZzZXQYAiABKAQSKAoFc3RhdGUYAyABKA4yGS5sbG1yb3V0ZXIudjEuU3RyZWFtU3RhdGUiZgoRU3Vic2NyaXB0aW9uRW5kZWQSEQoJc3RyZWFtX2lkGAEgASgJEhMKC25leHRfb2Zmc2V0GAIgASgEEikKBWVycm9yGAMgASgLMhoubGxtcm91dGVyLnYxLkNvbW1hbmRFcnJvciLPAQoLUm91dGVUYXJnZXQSDwoHYmFja2VuZBgBIAEoCRInCgRraW5kGAIgASgOMhkubGxtcm91dGVyLnYxLkJhY2tlbmRLaW5kEg0KBW1vZGVsGAMgASgJEisKB2NpcmN1aXQYBCABKA4yGi5sbG1yb3V0ZXIudjEuQ2lyY3VpdFN0YXRlEhEKCWluX2ZsaWdodBgFIAEoDRIOCgZxdWV1ZWQYBiABKA0SFwoPbWF4X2NvbmN1cnJlbmN5GAcgASgNEg4KBndlaWdodBgIIAEoDSKAAQoFUm91dGUSDAoEbmFtZRgBIAEoCRIpCgZwb2xpY3kYAiABKA4yGS5sbG1yb3V0ZXIudjEuUm91dGVQb2xpY3kSKgoHdGFyZ2V0cxgDIAMoCzIZLmxsbXJvdXRlci52MS5Sb3V0ZVRhcmdldBISCgppc19kZWZhdWx0GAQgASgIIpcBCg5MYXRlbmN5U3VtbWFyeRImCgNwNTAYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5ORgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVjb3VudBgEIAEoBCK9AgoLU3RhdHNSZXBvcnQSDQoFbW9kZWwYASABKAkSFwoPc3RyZWFtc19jcmVhdGVkGAIgASgEEhkKEXN0cmVhbXNfY29tcGxldGVkGAMgASgEEhYKDnN0cmVhbXNfZmFpbGVkGAQgASgEEhkKEXN0cmVhbXNfY2FuY2VsbGVkGAUgASgEEhQKDHN1Y2Nlc3NfcmF0ZRgGIAEoARI5ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAcgASgLMhwubGxtcm91dGVyLnYxLkxhdGVuY3lTdW1tYXJ5EjEKC2ludGVyX3Rva2VuGAggASgLMhwubGxtcm91dGVyLnYxLkxhdGVuY3lTdW1tYXJ5EhkKEXRva2Vuc19wZXJfc2Vjb25kGAkgASgBEhkKEWNvbXBsZXRpb25fdG9rZW5zGAogASgEKsgBCgtTdHJlYW1TdGF0ZRIcChhTVFJFQU1fU1RBVEVfVU5TUEVDSUZJRUQQABIXChNTVFJFQU1fU1RBVEVfUVVFVUVEEAESGAoUU1RSRUFNX1NUQVRFX1JVTk5JTkcQAhIXChNTVFJFQU1fU1RBVEVfUEFVU0VEEAMSGgoWU1RSRUFNX1NUQVRFX0NPTVBMRVRFRBAEEhcKE1NUUkVBTV9TVEFURV9GQUlMRUQQBRIaChZTVFJFQU1fU1RBVEVfQ0FOQ0VMTEVEEAYqqAEKFFNsb3dTdWJzY3JpYmVyUG9saWN5EiYKIlNMT1dfU1VCU0NSSUJFUl9QT0xJQ1lfVU5TUEVDSUZJRUQQABIgChxTTE9XX1NVQlNDUklCRVJfUE9MSUNZX0JMT0NLEAESHwobU0xPV19TVUJTQ1JJQkVSX1BPTElDWV9TS0lQEAISJQohU0xPV19TVUJTQ1JJQkVSX1BPTElDWV9ESVNDT05ORUNUEAMqewoLQmFja2VuZEtpbmQSHAoYQkFDS0VORF9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVQkFDS0VORF9LSU5EX0VNQkVEREVEEAESFwoTQkFDS0VORF9LSU5EX09QRU5BSRACEhoKFkJBQ0tFTkRfS0lORF9BTlRIUk9QSUMQAyp8CgxDaXJjdWl0U3RhdGUSHQoZQ0lSQ1VJVF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFENJUkNVSVRfU1RBVEVfQ0xPU0VEEAESFgoSQ0lSQ1VJVF9TVEFURV9PUEVOEAISGwoXQ0lSQ1VJVF9TVEFURV9IQUxGX09QRU4QA0JIWkZnaXRodWIuY29tL2xsbXJvdXRlci9sbG1yb3V0ZXIvY2xpZW50cy9nby9nZW4vbGxtcm91dGVyL3YxO2xsbXJvdXRlcnYxYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_events, file_llmrouter_v1_generation]);
+  fileDesc("Ch1sbG1yb3V0ZXIvdjEvb3BlcmF0aW9ucy5wcm90bxIMbGxtcm91dGVyLnYxIpsECgxTdHJlYW1TdGF0dXMSEQoJc3RyZWFtX2lkGAEgASgJEigKBXN0YXRlGAIgASgOMhkubGxtcm91dGVyLnYxLlN0cmVhbVN0YXRlEg0KBXJvdXRlGAMgASgJEg0KBW1vZGVsGAQgASgJEg8KB2JhY2tlbmQYBSABKAkSEwoLbmV4dF9vZmZzZXQYBiABKAQSHQoVZmlyc3RfcmV0YWluZWRfb2Zmc2V0GAcgASgEEiIKBXVzYWdlGAggASgLMhMubGxtcm91dGVyLnYxLlVzYWdlEjEKDWZpbmlzaF9yZWFzb24YCSABKA4yGi5sbG1yb3V0ZXIudjEuRmluaXNoUmVhc29uEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgljb25zdW1lcnMYDCABKA0SKQoFZXJyb3IYDSABKAsyGi5sbG1yb3V0ZXIudjEuQ29tbWFuZEVycm9yEjYKBmxhYmVscxgOIAMoCzImLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0dXMuTGFiZWxzRW50cnkSDgoGdGVuYW50GA8gASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOQoKU3RyZWFtTGlzdBIrCgdzdHJlYW1zGAEgAygLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1cyJUCgxDb21tYW5kRXJyb3ISDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJEiUKB2RldGFpbHMYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55IjcKElBhdXNlU3RyZWFtQ29tbWFuZBIRCglzdHJlYW1faWQYASABKAkSDgoGcmVhc29uGAIgASgJIigKE1Jlc3VtZVN0cmVhbUNvbW1hbmQSEQoJc3RyZWFtX2lkGAEgASgJIjgKE0NhbmNlbFN0cmVhbUNvbW1hbmQSEQoJc3RyZWFtX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIoChNTdHJlYW1TdGF0dXNDb21tYW5kEhEKCXN0cmVhbV9pZBgBIAEoCSIpChNXYXRjaFN0cmVhbXNDb21tYW5kEhIKCnN0cmVhbV9pZHMYASADKAkiKwoVVW53YXRjaFN0cmVhbXNDb21tYW5kEhIKCnN0cmVhbV9pZHMYASADKAkiPwoSTGlzdFN0cmVhbXNDb21tYW5kEikKBnN0YXRlcxgBIAMoDjIZLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0ZSKbAQoPQWRkU3Vic2NyaXB0aW9uEhEKCXN0cmVhbV9pZBgBIAEoCRITCgtmcm9tX29mZnNldBgCIAEoBBInCgRmbG93GAMgASgLMhkubGxtcm91dGVyLnYxLkZsb3dDb250cm9sEjcKC3Nsb3dfcG9saWN5GAQgASgOMiIubGxtcm91dGVyLnYxLlNsb3dTdWJzY3JpYmVyUG9saWN5IicKElJlbW92ZVN1YnNjcmlwdGlvbhIRCglzdHJlYW1faWQYASABKAkiOQoTU3Vic2NyaXB0aW9uQ3JlZGl0cxIRCglzdHJlYW1faWQYASABKAkSDwoHY3JlZGl0cxgCIAEoDSJlChFTdWJzY3JpcHRpb25BZGRlZBIRCglzdHJlYW1faWQYASABKAkSEwoLZnJvbV9vZmZzZXQYAiABKAQSKAoFc3RhdGUYAyABKA4yGS5sbG1yb3V0ZXIudjEuU3RyZWFtU3RhdGUiZgoRU3Vic2NyaXB0aW9uRW5kZWQSEQoJc3RyZWFtX2lkGAEgASgJEhMKC25leHRfb2Zmc2V0GAIgASgEEikKBWVycm9yGAMgASgLMhoubGxtcm91dGVyLnYxLkNvbW1hbmRFcnJvciLPAQoLUm91dGVUYXJnZXQSDwoHYmFja2VuZBgBIAEoCRInCgRraW5kGAIgASgOMhkubGxtcm91dGVyLnYxLkJhY2tlbmRLaW5kEg0KBW1vZGVsGAMgASgJEisKB2NpcmN1aXQYBCABKA4yGi5sbG1yb3V0ZXIudjEuQ2lyY3VpdFN0YXRlEhEKCWluX2ZsaWdodBgFIAEoDRIOCgZxdWV1ZWQYBiABKA0SFwoPbWF4X2NvbmN1cnJlbmN5GAcgASgNEg4KBndlaWdodBgIIAEoDSKAAQoFUm91dGUSDAoEbmFtZRgBIAEoCRIpCgZwb2xpY3kYAiABKA4yGS5sbG1yb3V0ZXIudjEuUm91dGVQb2xpY3kSKgoHdGFyZ2V0cxgDIAMoCzIZLmxsbXJvdXRlci52MS5Sb3V0ZVRhcmdldBISCgppc19kZWZhdWx0GAQgASgIIr8BCg5MYXRlbmN5U3VtbWFyeRImCgNwNTAYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJgoDcDkwGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiYKA3A5ORgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVjb3VudBgEIAEoBBImCgNwOTUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i7QMKC1N0YXRzUmVwb3J0Eg0KBW1vZGVsGAEgASgJEhcKD3N0cmVhbXNfY3JlYXRlZBgCIAEoBBIZChFzdHJlYW1zX2NvbXBsZXRlZBgDIAEoBBIWCg5zdHJlYW1zX2ZhaWxlZBgEIAEoBBIZChFzdHJlYW1zX2NhbmNlbGxlZBgFIAEoBBIUCgxzdWNjZXNzX3JhdGUYBiABKAESOQoTdGltZV90b19maXJzdF90b2tlbhgHIAEoCzIcLmxsbXJvdXRlci52MS5MYXRlbmN5U3VtbWFyeRIxCgtpbnRlcl90b2tlbhgIIAEoCzIcLmxsbXJvdXRlci52MS5MYXRlbmN5U3VtbWFyeRIZChF0b2tlbnNfcGVyX3NlY29uZBgJIAEoARIZChFjb21wbGV0aW9uX3Rva2VucxgKIAEoBBIXCg9zdHJlYW1zX3J1bm5pbmcYCyABKAQSGAoQcmVjZW50X2NvbXBsZXRlZBgMIAEoBBIVCg1yZWNlbnRfZmFpbGVkGA0gASgEEhgKEHJlY2VudF9jYW5jZWxsZWQYDiABKAQSIAoYcmVjZW50X2NvbXBsZXRpb25fdG9rZW5zGA8gASgEEigKBmVycm9ycxgQIAMoCzIYLmxsbXJvdXRlci52MS5FcnJvckNvdW50IoMBCgpFcnJvckNvdW50Eg4KBnJlYXNvbhgBIAEoCRIMCgRjb2RlGAIgASgNEg0KBWNvdW50GAMgASgEEhQKDGxhc3RfbWVzc2FnZRgEIAEoCRIyCg5sYXN0X2ZhaWxlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAIKDFN0cmVhbVNhbXBsZRIRCglzdHJlYW1faWQYASABKAkSDQoFcm91dGUYAiABKAkSDQoFbW9kZWwYAyABKAkSDwoHYmFja2VuZBgEIAEoCRIZChF0b2tlbnNfcGVyX3NlY29uZBgFIAEoARI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCGR1cmF0aW9uGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEWNvbXBsZXRpb25fdG9rZW5zGAggASgEEi8KC2ZpbmlzaGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZ0ZW5hbnQYCiABKAkqyAEKC1N0cmVhbVN0YXRlEhwKGFNUUkVBTV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE1NUUkVBTV9TVEFURV9RVUVVRUQQARIYChRTVFJFQU1fU1RBVEVfUlVOTklORxACEhcKE1NUUkVBTV9TVEFURV9QQVVTRUQQAxIaChZTVFJFQU1fU1RBVEVfQ09NUExFVEVEEAQSFwoTU1RSRUFNX1NUQVRFX0ZBSUxFRBAFEhoKFlNUUkVBTV9TVEFURV9DQU5DRUxMRUQQBiqoAQoUU2xvd1N1YnNjcmliZXJQb2xpY3kSJgoiU0xPV19TVUJTQ1JJQkVSX1BPTElDWV9VTlNQRUNJRklFRBAAEiAKHFNMT1dfU1VCU0NSSUJFUl9QT0xJQ1lfQkxPQ0sQARIfChtTTE9XX1NVQlNDUklCRVJfUE9MSUNZX1NLSVAQAhIlCiFTTE9XX1NVQlNDUklCRVJfUE9MSUNZX0RJU0NPTk5FQ1QQAyp7CgtCYWNrZW5kS2luZBIcChhCQUNLRU5EX0tJTkRfVU5TUEVDSUZJRUQQABIZChVCQUNLRU5EX0tJTkRfRU1CRURERUQQARIXChNCQUNLRU5EX0tJTkRfT1BFTkFJEAISGgoWQkFDS0VORF9LSU5EX0FOVEhST1BJQxADKnwKDENpcmN1aXRTdGF0ZRIdChlDSVJDVUlUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQ0lSQ1VJVF9TVEFURV9DTE9TRUQQARIWChJDSVJDVUlUX1NUQVRFX09QRU4QAhIbChdDSVJDVUlUX1NUQVRFX0hBTEZfT1BFThADQkhaRmdpdGh1Yi5jb20vbGxtcm91dGVyL2xsbXJvdXRlci9jbGllbnRzL2dvL2dlbi9sbG1yb3V0ZXIvdjE7bGxtcm91dGVydjFiBnByb3RvMw", [file_google_protobuf_any, file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_events, file_llmrouter_v1_generation]);
 
 /**
  * StreamStatus is a snapshot of one generation.
@@ -503,7 +503,9 @@ export type SubscriptionEnded = Message<"llmrouter.v1.SubscriptionEnded"> & {
   nextOffset: bigint;
 
   /**
-   * OK (code 0) when removed or finished; otherwise why it ended.
+   * OK (code 0) when removed or finished; otherwise why it ended: the
+   * generation's own error when it failed (UNAVAILABLE, with its offset, when
+   * the server shut down before it finished).
    *
    * @generated from field: llmrouter.v1.CommandError error = 3;
    */
@@ -662,6 +664,13 @@ export type LatencySummary = Message<"llmrouter.v1.LatencySummary"> & {
    * @generated from field: uint64 count = 4;
    */
   count: bigint;
+
+  /**
+   * The 95th percentile.
+   *
+   * @generated from field: google.protobuf.Duration p95 = 5;
+   */
+  p95?: Duration | undefined;
 };
 
 /**
@@ -672,80 +681,139 @@ export const LatencySummarySchema: GenMessage<LatencySummary> = /*@__PURE__*/
   messageDesc(file_llmrouter_v1_operations, 17);
 
 /**
- * StatsReport counts generations and their latencies.
+ * StatsReport counts the generations of one route, or of all of them. The
+ * `streams_*` counters and `completion_tokens` count since the server started;
+ * every `recent_*` figure, the success rate, the latencies, the rate and the
+ * errors cover the generations that finished within the report's window.
+ * Generations refused before they started (an unknown model, a limit) are not
+ * counted.
  *
  * @generated from message llmrouter.v1.StatsReport
  */
 export type StatsReport = Message<"llmrouter.v1.StatsReport"> & {
   /**
-   * The model or route this covers; empty for the total.
+   * The route this report covers (the name a Generate call puts in `model`,
+   * or BACKEND/MODEL); empty for the total.
    *
    * @generated from field: string model = 1;
    */
   model: string;
 
   /**
-   * Generations started.
+   * Generations started since the server started.
    *
    * @generated from field: uint64 streams_created = 2;
    */
   streamsCreated: bigint;
 
   /**
-   * Generations completed normally.
+   * Generations completed normally since the server started.
    *
    * @generated from field: uint64 streams_completed = 3;
    */
   streamsCompleted: bigint;
 
   /**
-   * Generations that failed.
+   * Generations that failed since the server started (those a shutdown's
+   * grace period ended among them).
    *
    * @generated from field: uint64 streams_failed = 4;
    */
   streamsFailed: bigint;
 
   /**
-   * Generations cancelled.
+   * Generations cancelled (by their caller, an operator or a detach TTL)
+   * since the server started.
    *
    * @generated from field: uint64 streams_cancelled = 5;
    */
   streamsCancelled: bigint;
 
   /**
-   * Completed divided by finished, 0 to 1.
+   * The generations completed within the window divided by those that
+   * finished within it (completed, failed or cancelled), 0 to 1; 0 when none
+   * finished within it.
    *
    * @generated from field: double success_rate = 6;
    */
   successRate: number;
 
   /**
-   * Time to first token.
+   * Time from the start of a generation (queueing included) to its first
+   * chunk, over the generations that finished within the window and produced
+   * a chunk.
    *
    * @generated from field: llmrouter.v1.LatencySummary time_to_first_token = 7;
    */
   timeToFirstToken?: LatencySummary | undefined;
 
   /**
-   * Time between consecutive chunks.
+   * Time between consecutive chunks of one generation, over the generations
+   * that finished within the window (at most 128 gaps a generation, sampled
+   * evenly when it had more).
    *
    * @generated from field: llmrouter.v1.LatencySummary inter_token = 8;
    */
   interToken?: LatencySummary | undefined;
 
   /**
-   * Mean output tokens per second.
+   * The mean of the output rates (tokens after the first, divided by the time
+   * from the first chunk to the last) of the generations that completed
+   * within the window with at least two tokens; 0 when there are none.
    *
    * @generated from field: double tokens_per_second = 9;
    */
   tokensPerSecond: number;
 
   /**
-   * Output tokens generated.
+   * Output tokens generated since the server started, by every attempt.
    *
    * @generated from field: uint64 completion_tokens = 10;
    */
   completionTokens: bigint;
+
+  /**
+   * Generations started and not finished yet.
+   *
+   * @generated from field: uint64 streams_running = 11;
+   */
+  streamsRunning: bigint;
+
+  /**
+   * Generations that completed normally within the window.
+   *
+   * @generated from field: uint64 recent_completed = 12;
+   */
+  recentCompleted: bigint;
+
+  /**
+   * Generations that failed within the window.
+   *
+   * @generated from field: uint64 recent_failed = 13;
+   */
+  recentFailed: bigint;
+
+  /**
+   * Generations cancelled within the window.
+   *
+   * @generated from field: uint64 recent_cancelled = 14;
+   */
+  recentCancelled: bigint;
+
+  /**
+   * Output tokens of the generations that finished within the window.
+   *
+   * @generated from field: uint64 recent_completion_tokens = 15;
+   */
+  recentCompletionTokens: bigint;
+
+  /**
+   * The generations that failed within the window, counted by reason, most
+   * frequent first.
+   *
+   * @generated from field: repeated llmrouter.v1.ErrorCount errors = 16;
+   */
+  errors: ErrorCount[];
 };
 
 /**
@@ -754,6 +822,141 @@ export type StatsReport = Message<"llmrouter.v1.StatsReport"> & {
  */
 export const StatsReportSchema: GenMessage<StatsReport> = /*@__PURE__*/
   messageDesc(file_llmrouter_v1_operations, 18);
+
+/**
+ * ErrorCount counts the generations that failed for one reason.
+ *
+ * @generated from message llmrouter.v1.ErrorCount
+ */
+export type ErrorCount = Message<"llmrouter.v1.ErrorCount"> & {
+  /**
+   * The stable reason of the google.rpc.ErrorInfo their calls ended with, such
+   * as BACKEND_TIMEOUT.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * The gRPC status code (google.rpc.Code) the most recent of them ended with.
+   *
+   * @generated from field: uint32 code = 2;
+   */
+  code: number;
+
+  /**
+   * How many generations failed for this reason within the window.
+   *
+   * @generated from field: uint64 count = 3;
+   */
+  count: bigint;
+
+  /**
+   * The status message of the most recent of them.
+   *
+   * @generated from field: string last_message = 4;
+   */
+  lastMessage: string;
+
+  /**
+   * When the most recent of them failed.
+   *
+   * @generated from field: google.protobuf.Timestamp last_failed_at = 5;
+   */
+  lastFailedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message llmrouter.v1.ErrorCount.
+ * Use `create(ErrorCountSchema)` to create a new message.
+ */
+export const ErrorCountSchema: GenMessage<ErrorCount> = /*@__PURE__*/
+  messageDesc(file_llmrouter_v1_operations, 19);
+
+/**
+ * StreamSample describes one finished generation in a stats report.
+ *
+ * @generated from message llmrouter.v1.StreamSample
+ */
+export type StreamSample = Message<"llmrouter.v1.StreamSample"> & {
+  /**
+   * The generation's id.
+   *
+   * @generated from field: string stream_id = 1;
+   */
+  streamId: string;
+
+  /**
+   * The route it ran on.
+   *
+   * @generated from field: string route = 2;
+   */
+  route: string;
+
+  /**
+   * The model that produced its final text.
+   *
+   * @generated from field: string model = 3;
+   */
+  model: string;
+
+  /**
+   * The backend that produced its final text.
+   *
+   * @generated from field: string backend = 4;
+   */
+  backend: string;
+
+  /**
+   * Its output rate: tokens after the first, divided by the time from the
+   * first chunk to the last.
+   *
+   * @generated from field: double tokens_per_second = 5;
+   */
+  tokensPerSecond: number;
+
+  /**
+   * Time from its start (queueing included) to its first chunk.
+   *
+   * @generated from field: google.protobuf.Duration time_to_first_token = 6;
+   */
+  timeToFirstToken?: Duration | undefined;
+
+  /**
+   * Time from its start to its end.
+   *
+   * @generated from field: google.protobuf.Duration duration = 7;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * Output tokens it generated, by every attempt.
+   *
+   * @generated from field: uint64 completion_tokens = 8;
+   */
+  completionTokens: bigint;
+
+  /**
+   * When it finished.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 9;
+   */
+  finishedAt?: Timestamp | undefined;
+
+  /**
+   * The tenant that started it (empty when the server runs without auth).
+   *
+   * @generated from field: string tenant = 10;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message llmrouter.v1.StreamSample.
+ * Use `create(StreamSampleSchema)` to create a new message.
+ */
+export const StreamSampleSchema: GenMessage<StreamSample> = /*@__PURE__*/
+  messageDesc(file_llmrouter_v1_operations, 20);
 
 /**
  * StreamState is the lifecycle state of a generation.
@@ -797,15 +1000,17 @@ export enum StreamState {
   COMPLETED = 4,
 
   /**
-   * Finished with an error.
+   * Finished with an error; also a generation still running when a server
+   * shutdown's grace period ended (UNAVAILABLE, with the offset to re-attach
+   * from).
    *
    * @generated from enum value: STREAM_STATE_FAILED = 5;
    */
   FAILED = 5,
 
   /**
-   * Cancelled: by its caller, an operator, a detach TTL or a shutdown (the
-   * `completed` event says which).
+   * Cancelled: by its caller, an operator or a detach TTL (the `completed`
+   * event says which).
    *
    * @generated from enum value: STREAM_STATE_CANCELLED = 6;
    */

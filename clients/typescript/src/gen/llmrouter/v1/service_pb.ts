@@ -4,11 +4,13 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { StreamEvent } from "./events_pb.js";
 import { file_llmrouter_v1_events } from "./events_pb.js";
 import type { AttachGeneration, CancelGeneration, GrantCredits, PauseGeneration, ResumeGeneration, StartGeneration } from "./generation_pb.js";
 import { file_llmrouter_v1_generation } from "./generation_pb.js";
-import type { AddSubscription, CancelStreamCommand, CommandError, ListStreamsCommand, PauseStreamCommand, RemoveSubscription, ResumeStreamCommand, Route, StatsReport, StreamList, StreamState, StreamStatus, StreamStatusCommand, SubscriptionAdded, SubscriptionCredits, SubscriptionEnded, UnwatchStreamsCommand, WatchStreamsCommand } from "./operations_pb.js";
+import type { AddSubscription, CancelStreamCommand, CommandError, ListStreamsCommand, PauseStreamCommand, RemoveSubscription, ResumeStreamCommand, Route, StatsReport, StreamList, StreamSample, StreamState, StreamStatus, StreamStatusCommand, SubscriptionAdded, SubscriptionCredits, SubscriptionEnded, UnwatchStreamsCommand, WatchStreamsCommand } from "./operations_pb.js";
 import { file_llmrouter_v1_operations } from "./operations_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file llmrouter/v1/service.proto.
  */
 export const file_llmrouter_v1_service: GenFile = /*@__PURE__*/
-  fileDesc("ChpsbG1yb3V0ZXIvdjEvc2VydmljZS5wcm90bxIMbGxtcm91dGVyLnYxIr4CCg9HZW5lcmF0ZVJlcXVlc3QSLgoFc3RhcnQYASABKAsyHS5sbG1yb3V0ZXIudjEuU3RhcnRHZW5lcmF0aW9uSAASMAoGYXR0YWNoGAIgASgLMh4ubGxtcm91dGVyLnYxLkF0dGFjaEdlbmVyYXRpb25IABIrCgVncmFudBgDIAEoCzIaLmxsbXJvdXRlci52MS5HcmFudENyZWRpdHNIABIuCgVwYXVzZRgEIAEoCzIdLmxsbXJvdXRlci52MS5QYXVzZUdlbmVyYXRpb25IABIwCgZyZXN1bWUYBSABKAsyHi5sbG1yb3V0ZXIudjEuUmVzdW1lR2VuZXJhdGlvbkgAEjAKBmNhbmNlbBgGIAEoCzIeLmxsbXJvdXRlci52MS5DYW5jZWxHZW5lcmF0aW9uSABCCAoGYWN0aW9uImoKEEdlbmVyYXRlUmVzcG9uc2USKAoFZXZlbnQYASABKAsyGS5sbG1yb3V0ZXIudjEuU3RyZWFtRXZlbnQSLAoIcmVqZWN0ZWQYAiABKAsyGi5sbG1yb3V0ZXIudjEuQ29tbWFuZEVycm9yIp8DCg5Db250cm9sUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEjEKBXBhdXNlGAIgASgLMiAubGxtcm91dGVyLnYxLlBhdXNlU3RyZWFtQ29tbWFuZEgAEjMKBnJlc3VtZRgDIAEoCzIhLmxsbXJvdXRlci52MS5SZXN1bWVTdHJlYW1Db21tYW5kSAASMwoGY2FuY2VsGAQgASgLMiEubGxtcm91dGVyLnYxLkNhbmNlbFN0cmVhbUNvbW1hbmRIABIzCgZzdGF0dXMYBSABKAsyIS5sbG1yb3V0ZXIudjEuU3RyZWFtU3RhdHVzQ29tbWFuZEgAEjIKBXdhdGNoGAYgASgLMiEubGxtcm91dGVyLnYxLldhdGNoU3RyZWFtc0NvbW1hbmRIABI2Cgd1bndhdGNoGAcgASgLMiMubGxtcm91dGVyLnYxLlVud2F0Y2hTdHJlYW1zQ29tbWFuZEgAEjAKBGxpc3QYCCABKAsyIC5sbG1yb3V0ZXIudjEuTGlzdFN0cmVhbXNDb21tYW5kSABCCQoHY29tbWFuZCK0AQoPQ29udHJvbFJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSLAoGc3RhdHVzGAIgASgLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1c0gAEigKBGxpc3QYAyABKAsyGC5sbG1yb3V0ZXIudjEuU3RyZWFtTGlzdEgAEisKBWVycm9yGAQgASgLMhoubGxtcm91dGVyLnYxLkNvbW1hbmRFcnJvckgAQggKBnJlc3VsdCKyAQoQU3Vic2NyaWJlUmVxdWVzdBIsCgNhZGQYASABKAsyHS5sbG1yb3V0ZXIudjEuQWRkU3Vic2NyaXB0aW9uSAASMgoGcmVtb3ZlGAIgASgLMiAubGxtcm91dGVyLnYxLlJlbW92ZVN1YnNjcmlwdGlvbkgAEjIKBWdyYW50GAMgASgLMiEubGxtcm91dGVyLnYxLlN1YnNjcmlwdGlvbkNyZWRpdHNIAEIICgZhY3Rpb24iqwEKEVN1YnNjcmliZVJlc3BvbnNlEioKBWV2ZW50GAEgASgLMhkubGxtcm91dGVyLnYxLlN0cmVhbUV2ZW50SAASMAoFYWRkZWQYAiABKAsyHy5sbG1yb3V0ZXIudjEuU3Vic2NyaXB0aW9uQWRkZWRIABIwCgVlbmRlZBgDIAEoCzIfLmxsbXJvdXRlci52MS5TdWJzY3JpcHRpb25FbmRlZEgAQgYKBGl0ZW0iEwoRTGlzdE1vZGVsc1JlcXVlc3QiOQoSTGlzdE1vZGVsc1Jlc3BvbnNlEiMKBnJvdXRlcxgBIAMoCzITLmxsbXJvdXRlci52MS5Sb3V0ZSJmChJMaXN0U3RyZWFtc1JlcXVlc3QSKQoGc3RhdGVzGAEgAygOMhkubGxtcm91dGVyLnYxLlN0cmVhbVN0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlsKE0xpc3RTdHJlYW1zUmVzcG9uc2USKwoHc3RyZWFtcxgBIAMoCzIaLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjwKEEdldFN0cmVhbVJlcXVlc3QSEQoJc3RyZWFtX2lkGAEgASgJEhUKDXJlY2VudF9ldmVudHMYAiABKA0icQoRR2V0U3RyZWFtUmVzcG9uc2USKgoGc3RhdHVzGAEgASgLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1cxIwCg1yZWNlbnRfZXZlbnRzGAIgAygLMhkubGxtcm91dGVyLnYxLlN0cmVhbUV2ZW50IiAKD0dldFN0YXRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSJqChBHZXRTdGF0c1Jlc3BvbnNlEigKBXRvdGFsGAEgASgLMhkubGxtcm91dGVyLnYxLlN0YXRzUmVwb3J0EiwKCXBlcl9tb2RlbBgCIAMoCzIZLmxsbXJvdXRlci52MS5TdGF0c1JlcG9ydDK6BAoNUm91dGVyU2VydmljZRJNCghHZW5lcmF0ZRIdLmxsbXJvdXRlci52MS5HZW5lcmF0ZVJlcXVlc3QaHi5sbG1yb3V0ZXIudjEuR2VuZXJhdGVSZXNwb25zZSgBMAESSgoHQ29udHJvbBIcLmxsbXJvdXRlci52MS5Db250cm9sUmVxdWVzdBodLmxsbXJvdXRlci52MS5Db250cm9sUmVzcG9uc2UoATABElAKCVN1YnNjcmliZRIeLmxsbXJvdXRlci52MS5TdWJzY3JpYmVSZXF1ZXN0Gh8ubGxtcm91dGVyLnYxLlN1YnNjcmliZVJlc3BvbnNlKAEwARJPCgpMaXN0TW9kZWxzEh8ubGxtcm91dGVyLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiAubGxtcm91dGVyLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJSCgtMaXN0U3RyZWFtcxIgLmxsbXJvdXRlci52MS5MaXN0U3RyZWFtc1JlcXVlc3QaIS5sbG1yb3V0ZXIudjEuTGlzdFN0cmVhbXNSZXNwb25zZRJMCglHZXRTdHJlYW0SHi5sbG1yb3V0ZXIudjEuR2V0U3RyZWFtUmVxdWVzdBofLmxsbXJvdXRlci52MS5HZXRTdHJlYW1SZXNwb25zZRJJCghHZXRTdGF0cxIdLmxsbXJvdXRlci52MS5HZXRTdGF0c1JlcXVlc3QaHi5sbG1yb3V0ZXIudjEuR2V0U3RhdHNSZXNwb25zZUJIWkZnaXRodWIuY29tL2xsbXJvdXRlci9sbG1yb3V0ZXIvY2xpZW50cy9nby9nZW4vbGxtcm91dGVyL3YxO2xsbXJvdXRlcnYxYgZwcm90bzM", [file_llmrouter_v1_events, file_llmrouter_v1_generation, file_llmrouter_v1_operations]);
+  fileDesc("ChpsbG1yb3V0ZXIvdjEvc2VydmljZS5wcm90bxIMbGxtcm91dGVyLnYxIr4CCg9HZW5lcmF0ZVJlcXVlc3QSLgoFc3RhcnQYASABKAsyHS5sbG1yb3V0ZXIudjEuU3RhcnRHZW5lcmF0aW9uSAASMAoGYXR0YWNoGAIgASgLMh4ubGxtcm91dGVyLnYxLkF0dGFjaEdlbmVyYXRpb25IABIrCgVncmFudBgDIAEoCzIaLmxsbXJvdXRlci52MS5HcmFudENyZWRpdHNIABIuCgVwYXVzZRgEIAEoCzIdLmxsbXJvdXRlci52MS5QYXVzZUdlbmVyYXRpb25IABIwCgZyZXN1bWUYBSABKAsyHi5sbG1yb3V0ZXIudjEuUmVzdW1lR2VuZXJhdGlvbkgAEjAKBmNhbmNlbBgGIAEoCzIeLmxsbXJvdXRlci52MS5DYW5jZWxHZW5lcmF0aW9uSABCCAoGYWN0aW9uImoKEEdlbmVyYXRlUmVzcG9uc2USKAoFZXZlbnQYASABKAsyGS5sbG1yb3V0ZXIudjEuU3RyZWFtRXZlbnQSLAoIcmVqZWN0ZWQYAiABKAsyGi5sbG1yb3V0ZXIudjEuQ29tbWFuZEVycm9yIp8DCg5Db250cm9sUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgJEjEKBXBhdXNlGAIgASgLMiAubGxtcm91dGVyLnYxLlBhdXNlU3RyZWFtQ29tbWFuZEgAEjMKBnJlc3VtZRgDIAEoCzIhLmxsbXJvdXRlci52MS5SZXN1bWVTdHJlYW1Db21tYW5kSAASMwoGY2FuY2VsGAQgASgLMiEubGxtcm91dGVyLnYxLkNhbmNlbFN0cmVhbUNvbW1hbmRIABIzCgZzdGF0dXMYBSABKAsyIS5sbG1yb3V0ZXIudjEuU3RyZWFtU3RhdHVzQ29tbWFuZEgAEjIKBXdhdGNoGAYgASgLMiEubGxtcm91dGVyLnYxLldhdGNoU3RyZWFtc0NvbW1hbmRIABI2Cgd1bndhdGNoGAcgASgLMiMubGxtcm91dGVyLnYxLlVud2F0Y2hTdHJlYW1zQ29tbWFuZEgAEjAKBGxpc3QYCCABKAsyIC5sbG1yb3V0ZXIudjEuTGlzdFN0cmVhbXNDb21tYW5kSABCCQoHY29tbWFuZCK0AQoPQ29udHJvbFJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSLAoGc3RhdHVzGAIgASgLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1c0gAEigKBGxpc3QYAyABKAsyGC5sbG1yb3V0ZXIudjEuU3RyZWFtTGlzdEgAEisKBWVycm9yGAQgASgLMhoubGxtcm91dGVyLnYxLkNvbW1hbmRFcnJvckgAQggKBnJlc3VsdCKyAQoQU3Vic2NyaWJlUmVxdWVzdBIsCgNhZGQYASABKAsyHS5sbG1yb3V0ZXIudjEuQWRkU3Vic2NyaXB0aW9uSAASMgoGcmVtb3ZlGAIgASgLMiAubGxtcm91dGVyLnYxLlJlbW92ZVN1YnNjcmlwdGlvbkgAEjIKBWdyYW50GAMgASgLMiEubGxtcm91dGVyLnYxLlN1YnNjcmlwdGlvbkNyZWRpdHNIAEIICgZhY3Rpb24iqwEKEVN1YnNjcmliZVJlc3BvbnNlEioKBWV2ZW50GAEgASgLMhkubGxtcm91dGVyLnYxLlN0cmVhbUV2ZW50SAASMAoFYWRkZWQYAiABKAsyHy5sbG1yb3V0ZXIudjEuU3Vic2NyaXB0aW9uQWRkZWRIABIwCgVlbmRlZBgDIAEoCzIfLmxsbXJvdXRlci52MS5TdWJzY3JpcHRpb25FbmRlZEgAQgYKBGl0ZW0iEwoRTGlzdE1vZGVsc1JlcXVlc3QiOQoSTGlzdE1vZGVsc1Jlc3BvbnNlEiMKBnJvdXRlcxgBIAMoCzITLmxsbXJvdXRlci52MS5Sb3V0ZSJmChJMaXN0U3RyZWFtc1JlcXVlc3QSKQoGc3RhdGVzGAEgAygOMhkubGxtcm91dGVyLnYxLlN0cmVhbVN0YXRlEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlsKE0xpc3RTdHJlYW1zUmVzcG9uc2USKwoHc3RyZWFtcxgBIAMoCzIaLmxsbXJvdXRlci52MS5TdHJlYW1TdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjwKEEdldFN0cmVhbVJlcXVlc3QSEQoJc3RyZWFtX2lkGAEgASgJEhUKDXJlY2VudF9ldmVudHMYAiABKA0icQoRR2V0U3RyZWFtUmVzcG9uc2USKgoGc3RhdHVzGAEgASgLMhoubGxtcm91dGVyLnYxLlN0cmVhbVN0YXR1cxIwCg1yZWNlbnRfZXZlbnRzGAIgAygLMhkubGxtcm91dGVyLnYxLlN0cmVhbUV2ZW50IiAKD0dldFN0YXRzUmVxdWVzdBINCgVtb2RlbBgBIAEoCSLvAgoQR2V0U3RhdHNSZXNwb25zZRIoCgV0b3RhbBgBIAEoCzIZLmxsbXJvdXRlci52MS5TdGF0c1JlcG9ydBIsCglwZXJfbW9kZWwYAiADKAsyGS5sbG1yb3V0ZXIudjEuU3RhdHNSZXBvcnQSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKDmNvdW50aW5nX3NpbmNlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxnZW5lcmF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2Zhc3Rlc3QYBiADKAsyGi5sbG1yb3V0ZXIudjEuU3RyZWFtU2FtcGxlEisKB3Nsb3dlc3QYByADKAsyGi5sbG1yb3V0ZXIudjEuU3RyZWFtU2FtcGxlEhgKEHdpbmRvd190cnVuY2F0ZWQYCCABKAgyugQKDVJvdXRlclNlcnZpY2USTQoIR2VuZXJhdGUSHS5sbG1yb3V0ZXIudjEuR2VuZXJhdGVSZXF1ZXN0Gh4ubGxtcm91dGVyLnYxLkdlbmVyYXRlUmVzcG9uc2UoATABEkoKB0NvbnRyb2wSHC5sbG1yb3V0ZXIudjEuQ29udHJvbFJlcXVlc3QaHS5sbG1yb3V0ZXIudjEuQ29udHJvbFJlc3BvbnNlKAEwARJQCglTdWJzY3JpYmUSHi5sbG1yb3V0ZXIudjEuU3Vic2NyaWJlUmVxdWVzdBofLmxsbXJvdXRlci52MS5TdWJzY3JpYmVSZXNwb25zZSgBMAESTwoKTGlzdE1vZGVscxIfLmxsbXJvdXRlci52MS5MaXN0TW9kZWxzUmVxdWVzdBogLmxsbXJvdXRlci52MS5MaXN0TW9kZWxzUmVzcG9uc2USUgoLTGlzdFN0cmVhbXMSIC5sbG1yb3V0ZXIudjEuTGlzdFN0cmVhbXNSZXF1ZXN0GiEubGxtcm91dGVyLnYxLkxpc3RTdHJlYW1zUmVzcG9uc2USTAoJR2V0U3RyZWFtEh4ubGxtcm91dGVyLnYxLkdldFN0cmVhbVJlcXVlc3QaHy5sbG1yb3V0ZXIudjEuR2V0U3RyZWFtUmVzcG9uc2USSQoIR2V0U3RhdHMSHS5sbG1yb3V0ZXIudjEuR2V0U3RhdHNSZXF1ZXN0Gh4ubGxtcm91dGVyLnYxLkdldFN0YXRzUmVzcG9uc2VCSFpGZ2l0aHViLmNvbS9sbG1yb3V0ZXIvbGxtcm91dGVyL2NsaWVudHMvZ28vZ2VuL2xsbXJvdXRlci92MTtsbG1yb3V0ZXJ2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_llmrouter_v1_events, file_llmrouter_v1_generation, file_llmrouter_v1_operations]);
 
 /**
  * GenerateRequest is one message on the Generate request stream.
@@ -511,7 +513,9 @@ export const GetStreamResponseSchema: GenMessage<GetStreamResponse> = /*@__PURE_
  */
 export type GetStatsRequest = Message<"llmrouter.v1.GetStatsRequest"> & {
   /**
-   * Only this model or route; empty means all, with a per-model breakdown.
+   * Only this route (a route name, or BACKEND/MODEL, as Generate's `model`
+   * takes it); empty means all routes, with a per-route breakdown. A name
+   * Generate would not accept is NOT_FOUND.
    *
    * @generated from field: string model = 1;
    */
@@ -532,18 +536,66 @@ export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
  */
 export type GetStatsResponse = Message<"llmrouter.v1.GetStatsResponse"> & {
   /**
-   * Totals over all selected models.
+   * Totals over all selected routes.
    *
    * @generated from field: llmrouter.v1.StatsReport total = 1;
    */
   total?: StatsReport | undefined;
 
   /**
-   * One report per model.
+   * One report per route: every configured route, then every BACKEND/MODEL
+   * name used since the server started; only the selected route when
+   * `model` is set.
    *
    * @generated from field: repeated llmrouter.v1.StatsReport per_model = 2;
    */
   perModel: StatsReport[];
+
+  /**
+   * How far back the recent figures look (`telemetry.stats_window_seconds`).
+   *
+   * @generated from field: google.protobuf.Duration window = 3;
+   */
+  window?: Duration | undefined;
+
+  /**
+   * When the counters started: the server's start.
+   *
+   * @generated from field: google.protobuf.Timestamp counting_since = 4;
+   */
+  countingSince?: Timestamp | undefined;
+
+  /**
+   * When this report was made.
+   *
+   * @generated from field: google.protobuf.Timestamp generated_at = 5;
+   */
+  generatedAt?: Timestamp | undefined;
+
+  /**
+   * The generations with the highest output rate among those that completed
+   * within the window with at least two tokens, fastest first; at most five.
+   *
+   * @generated from field: repeated llmrouter.v1.StreamSample fastest = 6;
+   */
+  fastest: StreamSample[];
+
+  /**
+   * The generations with the lowest output rate among the same ones, slowest
+   * first; at most five.
+   *
+   * @generated from field: repeated llmrouter.v1.StreamSample slowest = 7;
+   */
+  slowest: StreamSample[];
+
+  /**
+   * True when more generations finished within the window than the server
+   * keeps records of (the most recent 4096); the recent figures then cover
+   * only the most recent ones.
+   *
+   * @generated from field: bool window_truncated = 8;
+   */
+  windowTruncated: boolean;
 };
 
 /**
@@ -634,7 +686,11 @@ export const RouterService: GenService<{
     output: typeof GetStreamResponseSchema;
   },
   /**
-   * GetStats returns counters and latency percentiles since the server started.
+   * GetStats returns the analytics report: generation counters since the
+   * server started, and success rate, latency percentiles, output rates and
+   * errors over a recent window (`telemetry.stats_window_seconds`). The report
+   * is server-wide, covering every tenant: with auth on, only admin keys may
+   * call it (others get PERMISSION_DENIED).
    *
    * @generated from rpc llmrouter.v1.RouterService.GetStats
    */
