@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -27,6 +29,9 @@ from llmrouter_server.cli.errors import EXIT_OK, CliError, rpc_failure
 STATS_TIMEOUT = 10.0
 """Seconds ``stats`` waits for each report."""
 
+PIPED_WIDTH = 200
+"""Columns of the tables when stdout is not a terminal (and ``COLUMNS`` is unset)."""
+
 _ROUTE_COLUMNS = (
     "route", "created", "running", "completed", "failed", "cancelled", "tokens",
     "success", "ttft p50/p95/p99", "inter-token p50/p95/p99", "tokens/s",
@@ -38,7 +43,9 @@ _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 async def stats(args: argparse.Namespace) -> int:
     """Prints the report; with ``--watch``, redraws it every few seconds until Ctrl-C."""
-    console = Console()
+    # Piped output has no terminal width: rich would squeeze the tables into 80 columns.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(width=PIPED_WIDTH if piped else None)
     async with args.credentials.channel(args.address) as channel:
         stub: svc_grpc.RouterServiceAsyncStub = svc_grpc.RouterServiceStub(channel)
         request = svc_pb.GetStatsRequest(model=args.model)
