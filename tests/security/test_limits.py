@@ -21,12 +21,14 @@ from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.auth.principal import OPEN
+from llmrouter_server.backends.scripted import ScriptedBackend, words
 from tests.helpers import (
     Served,
     error_info,
     generate,
     kinds,
     read_events,
+    scripted_config,
     serving,
     start,
     text,
@@ -217,3 +219,24 @@ async def test_the_owners_own_cursor_is_not_held_to_max_hold(held: HeldBackend) 
     assert ended.ended.error.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
     assert still_attached == (1, "running")
     assert text(first + rest) == HELD
+
+
+async def test_calls_past_max_calls_per_connection_wait_for_a_free_stream() -> None:
+    long_answer = words(" ".join(["w"] * 200), delay=0.02)
+    settings = scripted_config("fake", limits={"max_calls_per_connection": 2})
+    async with serving(settings, {"fake": ScriptedBackend("fake", long_answer)}) as served:
+        calls = [
+            served.stub.Generate(iter([start(sampling={"max_tokens": 200})])) for _ in range(3)
+        ]
+        firsts = [asyncio.ensure_future(read_events(call, limit=1)) for call in calls]
+        # The signal the third call would give: its first event, within a bound.
+        await asyncio.wait(firsts, timeout=2)
+        assert sorted(first.done() for first in firsts) == [False, True, True]
+        assert len(served.server.generations.registry.running()) == 2
+
+        waiting = next(index for index, first in enumerate(firsts) if not first.done())
+        calls[(waiting + 1) % 3].cancel()  # a stream of the connection is free again
+        events = await asyncio.wait_for(firsts[waiting], timeout=5)
+        assert events[0].WhichOneof("kind") == "started"
+        for call in calls:
+            call.cancel()
