@@ -237,6 +237,10 @@ class TelemetryConfig(_Section):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     """Serve Prometheus text at ``/metrics`` on this HTTP port (same host as the
     gRPC port); unset serves none. ``make serve`` and the manifests use 9464."""
+    metrics_host: str | None = None
+    """The interface ``/metrics`` binds; empty uses ``server.host``. A sidecar keeps
+    gRPC on the Pod's loopback and sets ``0.0.0.0`` here so Prometheus can scrape it
+    (``/metrics`` serves only aggregate series: no text, no keys, no stream ids)."""
     otlp_endpoint: str | None = None
     """Export traces and metrics over OTLP (gRPC) to this endpoint, e.g.
     ``http://otel-collector:4317``; unset exports nothing and attempts nothing."""

@@ -138,10 +138,12 @@ def test_ports_are_the_configured_ones(
     config = config_of(router)
     ports = {port["name"]: port["containerPort"] for port in router.container.get("ports", [])}
 
-    if is_loopback(config.server.host):
-        assert ports == {}
-    else:
-        assert ports == {"grpc": config.server.port, "metrics": config.telemetry.metrics_port}
+    wanted = {}
+    if not is_loopback(config.server.host):
+        wanted["grpc"] = config.server.port
+    if not is_loopback(config.telemetry.metrics_host or config.server.host):
+        wanted["metrics"] = config.telemetry.metrics_port
+    assert ports == wanted
 
 
 @by_router
@@ -152,8 +154,8 @@ def test_prometheus_scrapes_the_metrics_port(
     annotations = router.pod["metadata"].get("annotations", {})
     scrape = {key: value for key, value in annotations.items() if key.startswith("prometheus.io/")}
 
-    if is_loopback(config.server.host):
-        assert scrape == {}  # /metrics listens on the loopback too
+    if is_loopback(config.telemetry.metrics_host or config.server.host):
+        assert scrape == {}  # /metrics listens on the loopback
     else:
         assert scrape == {
             "prometheus.io/scrape": "true",
@@ -287,7 +289,11 @@ def _as_the_container_would(router: Router, root: Path) -> dict[str, str]:
         Path(path).write_text(SECRET_SAMPLES[Path(path).name], encoding="utf-8")
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    listen = ("LLMROUTER_SERVER__HOST", "LLMROUTER_SERVER__PORT")
+    listen = (
+        "LLMROUTER_SERVER__HOST",
+        "LLMROUTER_SERVER__PORT",
+        "LLMROUTER_TELEMETRY__METRICS_HOST",
+    )
     env = {name: value for name, value in router.env.items() if name not in listen}
     return {
         **env,

@@ -68,3 +68,16 @@ async def test_metrics_are_scraped_as_prometheus_text_during_and_after_a_run() -
 async def test_no_metrics_port_serves_nothing() -> None:
     async with observed(scripted_config("s"), {"s": ScriptedBackend("s", [])}) as server:
         assert server.telemetry.metrics_port is None
+
+
+async def test_metrics_host_binds_metrics_apart_from_grpc() -> None:
+    backend = ScriptedBackend("s", _script)
+    config = scripted_config("s", telemetry={"metrics_port": 0, "metrics_host": "127.0.0.2"})
+    async with observed(config, {"s": backend}, in_memory=False) as server:
+        port = server.telemetry.metrics_port
+        async with httpx.AsyncClient(timeout=5) as client:
+            served = await client.get(f"http://127.0.0.2:{port}/metrics")
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{port}/metrics")
+
+    assert served.status_code == 200

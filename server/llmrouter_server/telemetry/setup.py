@@ -4,7 +4,7 @@
 
 - a ``MeterProvider`` owned by the server (never the global one), read by a
   ``PrometheusMetricReader`` on a registry of its own when ``metrics_port`` is
-  set (served at ``/metrics`` on the gRPC host by ``exposition.py`` once
+  set (served at ``/metrics`` on ``metrics_host``, else the gRPC host, by ``exposition.py`` once
   started), and by a ``PeriodicExportingMetricReader`` over OTLP when
   ``otlp_endpoint`` is set; with neither there is no metrics observer at all.
 - a ``TracerProvider`` with a batching OTLP span exporter when
@@ -141,7 +141,8 @@ class Telemetry:
         observers.append(TraceObserver(tracer))
         metrics_server = None
         if registry is not None and settings.metrics_port is not None:
-            metrics_server = MetricsServer(registry, config.server.host, settings.metrics_port)
+            host = settings.metrics_host or config.server.host
+            metrics_server = MetricsServer(registry, host, settings.metrics_port)
         return cls(observers, meter_provider, tracer_provider, metrics_server)
 
     @property
