@@ -17,17 +17,13 @@ from tests.helpers import (
     Served,
     control_request,
     generate,
-    loopback_config,
     read_events,
+    scripted_config,
     serving,
     start,
 )
 
-CONFIG = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
-)
+CONFIG = scripted_config("fake")
 NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION.value[0]
 

@@ -22,6 +22,7 @@ from tests.helpers import (
     kinds,
     loopback_config,
     read_events,
+    scripted_config,
     serving,
     start,
     text,
@@ -51,11 +52,7 @@ PRICES = json.dumps(
 BAD_ITEMS = '{"items": [{"price": 1}, {"price": 2.5}, {"price": "abc"}]}'
 JSON = "OUTPUT_FORMAT_JSON"
 
-SCRIPTED = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
-)
+SCRIPTED = scripted_config("fake")
 
 
 def snapshots(events: list[Any]) -> list[tuple[str, bool]]:

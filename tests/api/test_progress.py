@@ -9,13 +9,9 @@ import pytest
 from llmrouter.v1 import events_pb2 as ev_pb
 
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
-from tests.helpers import Served, generate, loopback_config, serving, start
+from tests.helpers import Served, generate, scripted_config, serving, start
 
-CONFIG = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
-)
+CONFIG = scripted_config("fake")
 
 DELAY = 0.2
 """Seconds the backend waits before each token."""

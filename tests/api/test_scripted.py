@@ -21,18 +21,14 @@ from tests.helpers import (
     eventually,
     generate,
     kinds,
-    loopback_config,
     read_events,
+    scripted_config,
     serving,
     start,
     text,
 )
 
-CONFIG = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
-)
+CONFIG = scripted_config("fake")
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from tests.helpers import (
     Served,
     eventually,
     generate,
-    loopback_config,
     read_events,
+    scripted_config,
     serving,
     stable,
     start,
@@ -29,10 +29,8 @@ from tests.helpers import (
 )
 
 TOKENS = 3000
-CONFIG = loopback_config(
-    backends={"fake": {"kind": "openai", "api_key_env": None}},
-    routes={"fake-model": {"targets": [{"backend": "fake", "model": "m"}]}},
-    default_route="fake-model",
+CONFIG = scripted_config(
+    "fake",
     streams={"window_events": 8, "window_bytes": 4096},
     limits={"max_tokens_cap": TOKENS, "max_subscriptions_per_call": 3},
 )
