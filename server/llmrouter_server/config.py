@@ -9,14 +9,11 @@ default route on port 50051.
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -26,18 +23,40 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from llmrouter_server.config_access import (
+    PUBLIC_SERVICES as PUBLIC_SERVICES,
+)
+from llmrouter_server.config_access import (
+    APIKeyConfig as APIKeyConfig,
+)
+from llmrouter_server.config_access import (
+    AuthConfig as AuthConfig,
+)
+from llmrouter_server.config_access import (
+    ClientCertificateConfig as ClientCertificateConfig,
+)
+from llmrouter_server.config_access import (
+    IdentityLimits as IdentityLimits,
+)
+from llmrouter_server.config_access import (
+    OnLimit as OnLimit,
+)
+from llmrouter_server.config_access import (
+    Role as Role,
+)
+from llmrouter_server.config_access import (
+    TLSConfig as TLSConfig,
+)
+from llmrouter_server.config_base import Section as _Section
 from llmrouter_server.errors import ConfigError
 from llmrouter_server.values import MidStreamAction, RoutePolicy
+from llmrouter_server.yaml_strict import DuplicateKey, StrictLoader
 
 CONFIG_ENV = "LLMROUTER_CONFIG"
 """The environment variable naming the YAML file when ``--config`` is not given."""
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 """The model name the embedded default backend answers to."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServerConfig(_Section):
@@ -114,121 +133,6 @@ class StreamsConfig(_Section):
     """How long a detached generation waits for a consumer when the request gives no TTL."""
     max_detach_seconds: float = Field(600.0, gt=0)
     """The longest detach TTL a request may ask for."""
-
-
-class TLSConfig(_Section):
-    """TLS for the gRPC port; with ``client_ca_file``, mutual TLS.
-
-    The files are re-read when they change (checked on each new connection)
-    and on SIGHUP; running streams keep their connections.
-    """
-
-    cert_file: Path
-    """The server's certificate chain, PEM."""
-    key_file: Path
-    """The server's private key, PEM."""
-    client_ca_file: Path | None = None
-    """CA certificates, PEM, that client certificates must chain to; set, every
-    client must present a certificate (mutual TLS)."""
-
-
-class OnLimit(StrEnum):
-    """What happens to a request over one of its identity's limits."""
-
-    REJECT = "reject"
-    """RESOURCE_EXHAUSTED with RetryInfo saying when to come back."""
-    QUEUE = "queue"
-    """Wait (with ``queued`` events) until the limit allows it, within the call's deadline."""
-
-
-class IdentityLimits(_Section):
-    """What one identity (an API key or a client certificate) may use; unset is unlimited."""
-
-    concurrent_generations: int | None = Field(None, gt=0)
-    """Generations running (or queued) at once."""
-    requests_per_minute: int | None = Field(None, gt=0)
-    """Generations started per minute (a token bucket refilled continuously)."""
-    output_tokens_per_minute: int | None = Field(None, gt=0)
-    """Output tokens per minute: a request reserves its ``max_tokens`` at admission
-    and unused tokens are refunded from the real usage when it ends."""
-    queue_share: float = Field(0.5, gt=0, le=1)
-    """The fraction of a backend's queue this identity's requests may fill."""
-    on_limit: OnLimit = OnLimit.REJECT
-    """``reject`` or ``queue`` when a limit is reached."""
-    max_queued: int = Field(64, gt=0)
-    """``on_limit: queue``: requests waiting for this identity's limits at once; more
-    get RESOURCE_EXHAUSTED."""
-
-
-class Role(StrEnum):
-    """What an identity may see and touch."""
-
-    USER = "user"
-    """Its own tenant's generations only."""
-    ADMIN = "admin"
-    """Every tenant's generations."""
-
-
-class APIKeyConfig(_Section):
-    """One API key, stored as the SHA-256 of the key (never the key itself)."""
-
-    id: str = Field(min_length=1)
-    """A name for the key, shown in logs (never the key)."""
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    """The hex SHA-256 of the key: ``printf %s "$KEY" | sha256sum``."""
-    tenant: str = Field(min_length=1)
-    """The tenant whose generations this key starts and sees."""
-    role: Role = Role.USER
-    """``user`` or ``admin``."""
-    limits: IdentityLimits = IdentityLimits()
-    """What this key may use."""
-
-
-class ClientCertificateConfig(_Section):
-    """An identity given by a mutual-TLS client certificate's subject common name."""
-
-    common_name: str = Field(min_length=1)
-    """The certificate's subject CN."""
-    tenant: str = Field(min_length=1)
-    """The tenant."""
-    role: Role = Role.USER
-    """``user`` or ``admin``."""
-    limits: IdentityLimits = IdentityLimits()
-    """What this identity may use."""
-
-
-PUBLIC_SERVICES = (
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-)
-"""Services reachable without credentials by default (probes and grpcurl)."""
-
-
-class AuthConfig(_Section):
-    """Who may call; with no ``auth`` section the server is open (local development)."""
-
-    api_keys: list[APIKeyConfig] = []
-    """Keys accepted in ``authorization: Bearer <key>`` metadata."""
-    api_keys_file: Path | None = None
-    """A YAML file holding a list of keys in the same shape (a mounted Secret);
-    re-read when it changes."""
-    client_certificates: list[ClientCertificateConfig] = []
-    """Identities from mutual-TLS client certificates (needs ``tls.client_ca_file``)."""
-    public_services: list[str] = list(PUBLIC_SERVICES)
-    """Fully qualified services callable without credentials."""
-
-    @model_validator(mode="after")
-    def _some_identity(self) -> AuthConfig:
-        if not (self.api_keys or self.api_keys_file or self.client_certificates):
-            raise ValueError(
-                "give api_keys, api_keys_file or client_certificates "
-                "(remove the auth section to run without authentication)"
-            )
-        ids = [key.id for key in self.api_keys]
-        if len(ids) != len(set(ids)):
-            raise ValueError("api_keys: every id must be unique")
-        return self
 
 
 class TelemetryConfig(_Section):
@@ -511,56 +415,12 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(where + _describe(exc)) from None
 
 
-class _DuplicateKey(yaml.YAMLError):
-    """A mapping in the file gives the same key twice."""
-
-    def __init__(self, key: str, first: int, second: int) -> None:
-        super().__init__(f"duplicate key {key} (lines {first} and {second})")
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping.
-
-    The plain loader keeps the last value, so a second ``routes.fast`` further
-    down the file would replace the first without a word.
-    """
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        """Checks every mapping's keys, then builds the document."""
-        _check_keys(node)
-        return super().construct_document(node)
-
-
-def _check_keys(root: yaml.Node) -> None:
-    """Raises ``_DuplicateKey`` for a mapping that repeats a key (merge keys aside)."""
-    seen: set[int] = set()  # anchored nodes may recur, and an alias may point at an ancestor
-    pending: list[tuple[yaml.Node, str]] = [(root, "")]
-    while pending:
-        node, path = pending.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            pending += [(item, f"{path}{index}.") for index, item in enumerate(node.value)]
-        elif isinstance(node, yaml.MappingNode):
-            lines: dict[str, int] = {}
-            for key, value in node.value:
-                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
-                    pending.append((value, path))
-                    continue
-                line = key.start_mark.line + 1
-                if key.value in lines:
-                    raise _DuplicateKey(f"{path}{key.value}", lines[key.value], line)
-                lines[key.value] = line
-                pending.append((value, f"{path}{key.value}."))
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=StrictLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    except _DuplicateKey as exc:
+    except DuplicateKey as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
