@@ -122,12 +122,22 @@ func commandError(failure *llmrouterv1.CommandError) *Error {
 }
 
 // callError is wrapError for a call made with ctx: when ctx has ended and the
-// call ended with the matching code, the *Error unwraps to ctx.Err().
+// call ended with the matching code, the *Error unwraps to ctx.Err(); a
+// DEADLINE_EXCEEDED on a call whose ctx has a deadline unwraps to
+// context.DeadlineExceeded (this server sets no deadline of its own).
 func callError(ctx context.Context, err error) error {
 	err = wrapError(err)
 	var failure *Error
+	if !errors.As(err, &failure) || failure.cause != nil {
+		return err
+	}
 	cause := ctx.Err()
-	if cause == nil || !errors.As(err, &failure) || failure.cause != nil {
+	if _, hasDeadline := ctx.Deadline(); cause == nil && hasDeadline && failure.Code == codes.DeadlineExceeded {
+		// The server ends the call at the deadline it was sent, which can come a
+		// moment before ctx's own timer fires: the cause is still ctx's deadline.
+		cause = context.DeadlineExceeded
+	}
+	if cause == nil {
 		return err
 	}
 	if failure.Code != status.FromContextError(cause).Code() {
