@@ -42,7 +42,10 @@ class BackendRequest:
     HTTP headers: an HTTP backend sends them so the upstream joins the trace."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, which costs about a microsecond per field on the
+# per-token path. Nothing changes one once made.
+@dataclass(slots=True)
 class Delta:
     """A piece of a backend's output.
 

@@ -21,6 +21,7 @@ from llmrouter_server.errors import BackendError, BackendStalled
 from llmrouter_server.routing.items import AttemptStarted, Waiting
 from llmrouter_server.routing.route import Plan, Target
 from llmrouter_server.routing.transcript import Segment, Transcript
+from llmrouter_server.routing.watchdog import Watchdog
 from llmrouter_server.values import FinishReason
 
 logger = logging.getLogger(__name__)
@@ -109,26 +110,34 @@ async def timed(
     """Passes deltas on, failing with ``BackendStalled`` when the backend is too slow."""
     tokens = 0
     waited = 0.0
-    while True:
-        limit = plan.idle_timeout if tokens else _left(plan.first_token_timeout, waited)
-        began = time.monotonic()
-        try:
-            async with asyncio.timeout(limit):
+    watchdog = Watchdog()
+    try:
+        while True:
+            limit = plan.idle_timeout if tokens else _left(plan.first_token_timeout, waited)
+            began = time.monotonic()
+            watchdog.arm(limit)
+            try:
                 delta = await anext(deltas)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            if tokens:
-                detail = f"no token for {plan.idle_timeout:g} s after token {tokens}"
-            else:
-                detail = f"no first token within {plan.first_token_timeout:g} s"
-            raise BackendStalled(backend, detail) from None
-        if not tokens:
-            waited += time.monotonic() - began
-        tokens += delta.token_count
-        yield delta
-        if delta.finish_reason is not None:
-            return
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if not watchdog.expired():
+                    raise
+                if tokens:
+                    detail = f"no token for {plan.idle_timeout:g} s after token {tokens}"
+                else:
+                    detail = f"no first token within {plan.first_token_timeout:g} s"
+                raise BackendStalled(backend, detail) from None
+            finally:
+                watchdog.disarm()
+            if not tokens:
+                waited += time.monotonic() - began
+            tokens += delta.token_count
+            yield delta
+            if delta.finish_reason is not None:
+                return
+    finally:
+        watchdog.close()
 
 
 def _left(limit: float | None, waited: float) -> float | None:

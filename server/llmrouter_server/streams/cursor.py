@@ -81,9 +81,12 @@ class Cursor:
         return self.log.next_offset - self.offset, self.log.total_bytes - self.consumed_bytes
 
     def over_high(self) -> bool:
-        """True past the window's high-water mark."""
-        events, size = self.lag()
-        return events > self.window.high_events or size > self.window.high_bytes
+        """True past the window's high-water mark (asked before every pull)."""
+        log, window = self.log, self.window
+        return (
+            log.next_offset - self.offset > window.high_events
+            or log.total_bytes - self.consumed_bytes > window.high_bytes
+        )
 
     def at_low(self) -> bool:
         """True at or under the window's low-water mark."""

@@ -76,6 +76,8 @@ class ReplayLog:
         self._starts: deque[int] = deque()
         self._sizes: deque[int] = deque()
         self._cursors: set[Cursor] = set()
+        self._blocking: list[Cursor] = []
+        """The BLOCK cursors among ``_cursors`` (read on every append)."""
         self._waiting: set[Cursor] = set()
         self._room = asyncio.Event()
 
@@ -151,11 +153,16 @@ class ReplayLog:
             )
         cursor = Cursor(self, offset, window, policy, credits, max_hold)
         self._cursors.add(cursor)
+        if policy is SlowPolicy.BLOCK:
+            self._blocking.append(cursor)
         return cursor
 
     def blocked(self) -> bool:
         """True while a BLOCK cursor is past its high-water mark."""
-        return any(c.over_high() for c in self._blocking())
+        for cursor in self._blocking:  # noqa: SIM110 - no generator before every pull
+            if cursor.over_high():
+                return True
+        return False
 
     async def wait_room(self) -> None:
         """Waits while a BLOCK cursor is past its high-water mark.
@@ -180,13 +187,13 @@ class ReplayLog:
 
     def _holders(self) -> list[Cursor]:
         """BLOCK cursors keeping the producer waiting (not back under low water)."""
-        return [c for c in self._blocking() if not c.at_low()]
+        return [c for c in self._blocking if not c.at_low()]
 
     def _disconnect_holders(self, held: float) -> None:
         """Ends the readers that held the producer longer than their ``max_hold``."""
         for cursor in self._holders():
             if cursor.max_hold is not None and cursor.max_hold <= held:
-                self._cursors.discard(cursor)  # the producer stops waiting for it now
+                self._forget(cursor)  # the producer stops waiting for it now
                 cursor.fail(
                     ResourceExhausted(
                         f"subscriber held stream {self.stream_id!r} back for {held:.1f} s, "
@@ -213,16 +220,18 @@ class ReplayLog:
 
     def moved(self) -> None:
         """Called when a cursor advanced or left; may let the producer go on."""
-        if not self._room.is_set() and all(c.at_low() for c in self._blocking()):
+        if not self._room.is_set() and all(c.at_low() for c in self._blocking):
             self._room.set()
 
     def remove(self, cursor: Cursor) -> None:
         """Forgets a cursor."""
-        self._cursors.discard(cursor)
+        self._forget(cursor)
         self.moved()
 
-    def _blocking(self) -> list[Cursor]:
-        return [c for c in self._cursors if c.policy is SlowPolicy.BLOCK]
+    def _forget(self, cursor: Cursor) -> None:
+        self._cursors.discard(cursor)
+        if cursor in self._blocking:
+            self._blocking.remove(cursor)
 
     def _wake(self) -> None:
         waiting, self._waiting = self._waiting, set()
@@ -230,8 +239,10 @@ class ReplayLog:
             cursor.wake()
 
     def _evict(self) -> None:
+        if self.retained_bytes <= self.retain_bytes:
+            return
         # Never evict what a BLOCK cursor has not read, nor the latest event.
-        keep_from = min((c.offset for c in self._blocking()), default=self.next_offset - 1)
+        keep_from = min((c.offset for c in self._blocking), default=self.next_offset - 1)
         keep_from = min(keep_from, self.next_offset - 1)
         while self.retained_bytes > self.retain_bytes and self.first_offset < keep_from:
             self._events.popleft()

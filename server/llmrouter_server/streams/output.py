@@ -97,6 +97,13 @@ class Output:
 
     def _text(self, delta: Delta, lane: int, source: ChunkSource | None) -> bool:
         pipeline = self._lanes.get(lane) or self._lanes.setdefault(lane, self._pipeline())
+        if pipeline.empty and delta.finish_reason is None:
+            # No stage to pass through (TOKEN, no stop sequence, text output):
+            # the delta is the chunk.
+            chunk = self._tally.chunk(delta, source)
+            if chunk is not None:
+                self._log.append(chunk)
+            return False
         piece = Piece(delta.text, delta.token_count, delta.token_ids)
         pieces = pipeline.feed(piece)
         if delta.finish_reason is not None:
@@ -111,9 +118,10 @@ class Output:
     def _pipeline(self) -> Pipeline:
         """The stages, in their documented order: stop sequences, JSON,
         coalescing (progress and metadata are added to each chunk by the tally)."""
+        stops = self._request.stop
         return Pipeline(
             [
-                StopSequences(self._request.stop),
+                *([StopSequences(stops)] if stops else []),
                 *([JsonStage(self._request.json_schema)] if self._request.json_output else []),
                 *coalescing(self._request.options.coalescing, self._lagging),
             ]
