@@ -37,3 +37,34 @@ async def test_an_unterminated_last_event_is_not_dispatched() -> None:
     events = [e async for e in read_events(_chunks(b"data: a\n\ndata: partial", 4))]
 
     assert events == [ServerSentEvent("a")]
+
+
+LF_BODY = (
+    b": keep-alive\n\n"
+    b'data: {"a": 1}\n\n'
+    b"event: ping\ndata: first\ndata: second\n\n\n"
+    b"data:no-space\n\n"
+    b"event: lonely\n\n"
+    b"data: caf\xc3\xa9\n\n"
+    b"data: [DONE]\n\n"
+)
+LF_EVENTS = [
+    ServerSentEvent('{"a": 1}'),
+    ServerSentEvent("first\nsecond", "ping"),
+    ServerSentEvent("no-space"),
+    ServerSentEvent("café"),
+    ServerSentEvent("[DONE]"),
+]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 4096])
+async def test_lf_only_streams_take_whole_events_per_read_with_the_same_result(size: int) -> None:
+    assert [event async for event in read_events(_chunks(LF_BODY, size))] == LF_EVENTS
+
+
+async def test_a_cr_after_lf_only_events_switches_to_lines_without_losing_any() -> None:
+    body = LF_BODY.replace(b"data: [DONE]\n\n", b"data: x\r\n\r\ndata: [DONE]\r\n\r\n")
+
+    events = [event async for event in read_events(_chunks(body, 9))]
+
+    assert events == [*LF_EVENTS[:-1], ServerSentEvent("x"), ServerSentEvent("[DONE]")]

@@ -32,6 +32,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import jiter
 
 from llmrouter_server.backends.sse import ServerSentEvent, read_events
 from llmrouter_server.config import HTTPBackendConfig
@@ -374,8 +375,8 @@ def parse_event(backend: str, data: str) -> dict[str, Any]:
         BackendProtocolError: The data is not a JSON object.
     """
     try:
-        payload = json.loads(data)
-    except json.JSONDecodeError:
+        payload = jiter.from_json(data.encode())  # ~5x faster than json.loads per event
+    except ValueError:
         payload = None
     if not isinstance(payload, dict):
         raise malformed_event(backend, data)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -84,10 +83,10 @@ class OpenAIBackend:
             async for sse in events:
                 if sse.data == "[DONE]":
                     break
-                chunk = _chunk(self.name, sse.data)
-                finish, usage = chunk.finish or finish, chunk.usage or usage
-                if chunk.text:
-                    yield Delta(text=chunk.text, token_count=1)
+                text, chunk_finish, chunk_usage = _chunk(self.name, sse.data)
+                finish, usage = chunk_finish or finish, chunk_usage or usage
+                if text:
+                    yield Delta(text, 1)
             else:
                 if finish is None:
                     raise ended_early(self.name)
@@ -97,15 +96,6 @@ class OpenAIBackend:
     async def close(self) -> None:
         """Closes the connection pool."""
         await self._http.aclose()
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    """What one ``chat.completion.chunk`` carries."""
-
-    text: str = ""
-    finish: FinishReason | None = None
-    usage: Usage | None = None
 
 
 def _payload(request: BackendRequest) -> dict[str, Any]:
@@ -149,7 +139,8 @@ def _response_format(request: BackendRequest) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
-def _chunk(backend: str, data: str) -> _Chunk:
+def _chunk(backend: str, data: str) -> tuple[str, FinishReason | None, Usage | None]:
+    """What one ``chat.completion.chunk`` carries: its text, finish reason and usage."""
     payload = parse_event(backend, data)
     if "error" in payload:
         message = error_text(payload) or "no message"
@@ -161,10 +152,11 @@ def _chunk(backend: str, data: str) -> _Chunk:
     delta = choice.get("delta")
     text = delta.get("content") if isinstance(delta, dict) else None
     reason = choice.get("finish_reason")
-    return _Chunk(
-        text=text if isinstance(text, str) else "",
-        finish=_FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None,
-        usage=_usage(payload.get("usage")),
+    raw_usage = payload.get("usage")
+    return (
+        text if isinstance(text, str) else "",
+        _FINISH_REASONS.get(reason, FinishReason.STOP) if reason else None,
+        _usage(raw_usage) if raw_usage else None,
     )
 
 

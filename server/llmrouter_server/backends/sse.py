@@ -11,7 +11,8 @@ line ends (WHATWG HTML, "Server-sent events", §9.2.6).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 _COMPACT_AT = 16 * 1024
@@ -29,13 +30,42 @@ class ServerSentEvent:
 
 
 async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
-    """Yields the events of an SSE body, one network read buffered at a time."""
+    """Yields the events of an SSE body, one network read buffered at a time.
+
+    Streams whose lines end in LF (every provider we know) take the fast
+    path: each read's complete events are split off in one pass, and an
+    event that is a single ``data:`` line (nearly all of them) is dispatched
+    without a line-by-line parse. Once a CR appears, the rest of the body is
+    read line by line (``_read_lines``).
+    """
     buffer = bytearray()
+    reads = aiter(chunks)
+    async for chunk in reads:
+        buffer += chunk
+        if b"\r" in chunk:
+            # At an event boundary: the fast path keeps no partial event.
+            async with aclosing(_read_lines(buffer, reads)) as events:
+                async for event in events:
+                    yield event
+            return
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            continue
+        blocks = bytes(buffer[:end]).split(b"\n\n")
+        del buffer[: end + 2]
+        for block in blocks:
+            if (dispatched := _block(block)) is not None:
+                yield dispatched
+
+
+async def _read_lines(
+    buffer: bytearray, reads: AsyncIterator[bytes]
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """The events of ``buffer`` and the reads after it, parsed line by line."""
     start = 0
     data: list[str] = []
     event = ""
-    async for chunk in chunks:
-        buffer += chunk
+    while True:
         while (line := _next_line(buffer, start)) is not None:
             text, start = line
             if text:
@@ -46,6 +76,22 @@ async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSent
         if start > _COMPACT_AT:
             del buffer[:start]
             start = 0
+        chunk = await anext(reads, None)
+        if chunk is None:
+            return
+        buffer += chunk
+
+
+def _block(block: bytes) -> ServerSentEvent | None:
+    """The event of one LF-separated block, if it dispatches one."""
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return ServerSentEvent(block[6:].decode())
+    data: list[str] = []
+    event = ""
+    for line in block.decode().split("\n"):
+        if line:
+            event = _field(line, data, event)
+    return ServerSentEvent("\n".join(data), event or "message") if data else None
 
 
 def _next_line(buffer: bytearray, start: int) -> tuple[str, int] | None:
