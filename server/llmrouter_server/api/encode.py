@@ -75,17 +75,29 @@ _KINDS = {
 
 
 def generate_response(event: events.Event) -> svc_pb.GenerateResponse:
-    """The Generate response carrying one event."""
-    return svc_pb.GenerateResponse(event=stream_event(event))
+    """The Generate response carrying one event (filled in place: no copies)."""
+    response = svc_pb.GenerateResponse()
+    fill_event(response.event, event)
+    return response
 
 
 def stream_event(event: events.Event) -> ev_pb.StreamEvent:
     """The contract form of one event."""
-    message = ev_pb.StreamEvent(stream_id=event.stream_id, offset=event.offset)
-    message.time.FromNanoseconds(int(event.time * 1e9))
+    message = ev_pb.StreamEvent()
+    fill_event(message, event)
+    return message
+
+
+def fill_event(message: ev_pb.StreamEvent, event: events.Event) -> None:
+    """Writes ``event`` into an empty ``message`` (chunks, nearly every event, first)."""
+    message.stream_id = event.stream_id
+    message.offset = event.offset
+    seconds = int(event.time)
+    message.time.seconds = seconds
+    message.time.nanos = int((event.time - seconds) * 1e9)
     kind = event.kind
     if isinstance(kind, events.Chunk):
-        message.chunk.CopyFrom(_chunk(kind))
+        _fill_chunk(message.chunk, kind)
     elif isinstance(kind, events.Started):
         message.started.CopyFrom(_started(kind))
     elif isinstance(kind, events.Queued):
@@ -106,7 +118,6 @@ def stream_event(event: events.Event) -> ev_pb.StreamEvent:
     else:
         message.gap.from_offset = kind.from_offset
         message.gap.to_offset = kind.to_offset
-    return message
 
 
 def stream_status(status: StreamStatus) -> ops_pb.StreamStatus:
@@ -174,8 +185,12 @@ def list_models_response(routes: list[Route], default_route: str) -> svc_pb.List
     )
 
 
-def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
-    message = ev_pb.Chunk(text=chunk.text, token_count=chunk.token_count, token_ids=chunk.token_ids)
+def _fill_chunk(message: ev_pb.Chunk, chunk: events.Chunk) -> None:
+    message.SetInParent()  # set even when every field keeps its default
+    message.text = chunk.text
+    message.token_count = chunk.token_count
+    if chunk.token_ids:
+        message.token_ids.extend(chunk.token_ids)
     if chunk.progress is not None:
         message.progress.CopyFrom(_progress(chunk.progress))
     if chunk.source is not None:
@@ -188,7 +203,6 @@ def _chunk(chunk: events.Chunk) -> ev_pb.Chunk:
         message.metadata.produced_at.FromNanoseconds(round(timing.produced_at * 1e9))
         if timing.since_previous is not None:
             message.metadata.since_previous.CopyFrom(_duration(timing.since_previous))
-    return message
 
 
 def _progress(progress: events.Progress) -> ev_pb.Progress:
