@@ -58,9 +58,9 @@ async def _events(
 ) -> list[ServerSentEvent]:
     """Posts and reads every event into ``received``, which keeps them if the body fails."""
     received = [] if received is None else received
-    async with client.post("path", {"a": 1}) as events:
-        async for event in events:
-            received.append(event)
+    async with client.post("path", {"a": 1}) as batches:
+        async for batch in batches:
+            received.extend(batch)
     return received
 
 

@@ -101,13 +101,16 @@ class AnthropicBackend:
         """
         payload, held, lead = _payload(request)
         turn = _Turn(self.name, held, lead)
-        async with self._http.post("messages", payload, request.trace_headers) as events:
-            async for sse in events:
-                delta = turn.read(sse.event, parse_event(self.name, sse.data))
+        async with self._http.post("messages", payload, request.trace_headers) as batches:
+            async for batch in batches:
+                for sse in batch:
+                    delta = turn.read(sse.event, parse_event(self.name, sse.data))
+                    if turn.done:
+                        break
+                    if delta is not None:
+                        yield delta
                 if turn.done:
                     break
-                if delta is not None:
-                    yield delta
             else:
                 raise ended_early(self.name)
         yield turn.last()

@@ -37,6 +37,10 @@ class BackendRequest:
     """Report token ids when the backend can."""
     continuation: str = ""
     """Text the answer already starts with; the backend continues after it."""
+    merge_reads: bool = False
+    """The caller coalesces the text anyway (ADAPTIVE, TIME): the tokens one
+    network read brings may come as one delta (with their count), sparing the
+    per-delta work. Token ids are not asked for then."""
     trace_headers: tuple[tuple[str, str], ...] = ()
     """W3C trace context (``traceparent``, ``tracestate``) of the generation, as
     HTTP headers: an HTTP backend sends them so the upstream joins the trace."""

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import jiter
 
-from llmrouter_server.backends.sse import ServerSentEvent, read_events
+from llmrouter_server.backends.sse import ServerSentEvent, read_batches
 from llmrouter_server.config import HTTPBackendConfig
 from llmrouter_server.errors import (
     BackendConnectError,
@@ -167,7 +167,7 @@ class EventStreamClient:
         path: str,
         payload: Mapping[str, Any],
         trace_headers: Iterable[tuple[str, str]] = (),
-    ) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+    ) -> AsyncIterator[AsyncIterator[list[ServerSentEvent]]]:
         """POSTs ``payload`` as JSON to ``path`` and yields the response's events.
 
         Args:
@@ -177,7 +177,7 @@ class EventStreamClient:
                 ``tracestate``), sent with this request only.
 
         Yields:
-            The events, read from the socket one network read at a time.
+            The events, a list per network read (``sse.read_batches``).
 
         Raises:
             BackendError: A subclass saying what went wrong (see the module).
@@ -188,11 +188,11 @@ class EventStreamClient:
             async with self._client.stream("POST", path, json=payload, headers=headers) as response:
                 answered = True
                 await self._check(response)
-                # read_events is an async generator: closing it here, not when it
+                # read_batches is an async generator: closing it here, not when it
                 # is collected, drops its buffer with the connection.
-                events = read_events(response.aiter_bytes())
-                async with aclosing(events):
-                    yield events
+                batches = read_batches(response.aiter_bytes())
+                async with aclosing(batches):
+                    yield batches
         except _HTTPX_ERRORS as exc:
             raise classify(self.name, self._config, exc, answered=answered) from exc
 

@@ -77,25 +77,43 @@ class OpenAIBackend:
         """
         finish: FinishReason | None = None
         usage: Usage | None = None
+        done = False
         async with self._http.post(
             "chat/completions", _payload(request), request.trace_headers
-        ) as events:
-            async for sse in events:
-                if sse.data == "[DONE]":
+        ) as batches:
+            async for batch in batches:
+                texts: list[str] = []
+                try:
+                    for sse in batch:
+                        if sse.data == "[DONE]":
+                            done = True
+                            break
+                        text, chunk_finish, chunk_usage = _chunk(self.name, sse.data)
+                        finish, usage = chunk_finish or finish, chunk_usage or usage
+                        if text:
+                            texts.append(text)
+                finally:
+                    # Also before a bad event's error: the text before it is kept.
+                    for delta in _deltas(texts, merge=request.merge_reads):
+                        yield delta
+                if done:
                     break
-                text, chunk_finish, chunk_usage = _chunk(self.name, sse.data)
-                finish, usage = chunk_finish or finish, chunk_usage or usage
-                if text:
-                    yield Delta(text, 1)
-            else:
-                if finish is None:
-                    raise ended_early(self.name)
+            if not done and finish is None:
+                raise ended_early(self.name)
         if finish is not None or usage is not None:
             yield Delta(finish_reason=finish, usage=usage)
 
     async def close(self) -> None:
         """Closes the connection pool."""
         await self._http.aclose()
+
+
+def _deltas(texts: list[str], *, merge: bool) -> list[Delta]:
+    """The deltas of one network read's texts: one each, or one for all when ``merge``
+    (the caller coalesces anyway, so the per-delta work is spared)."""
+    if merge and len(texts) > 1:
+        return [Delta("".join(texts), len(texts))]
+    return [Delta(text, 1) for text in texts]
 
 
 def _payload(request: BackendRequest) -> dict[str, Any]:

@@ -30,13 +30,25 @@ class ServerSentEvent:
 
 
 async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
-    """Yields the events of an SSE body, one network read buffered at a time.
+    """Yields the events of an SSE body one by one (see ``read_batches``)."""
+    async with aclosing(read_batches(chunks)) as batches:
+        async for batch in batches:
+            for event in batch:
+                yield event
 
-    Streams whose lines end in LF (every provider we know) take the fast
-    path: each read's complete events are split off in one pass, and an
-    event that is a single ``data:`` line (nearly all of them) is dispatched
-    without a line-by-line parse. Once a CR appears, the rest of the body is
-    read line by line (``_read_lines``).
+
+async def read_batches(
+    chunks: AsyncIterable[bytes],
+) -> AsyncGenerator[list[ServerSentEvent], None]:
+    """Yields, for each network read, the events it completed (none: no yield).
+
+    A consumer handles what one read brought in one pass, with one resume of
+    this generator per read rather than per event. Streams whose lines end in
+    LF (every provider we know) take the fast path: each read's complete
+    events are split off at once, and an event that is a single ``data:``
+    line (nearly all of them) is dispatched without a line-by-line parse.
+    Once a CR appears, the rest of the body is read line by line
+    (``_read_lines``).
     """
     buffer = bytearray()
     reads = aiter(chunks)
@@ -44,35 +56,38 @@ async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSent
         buffer += chunk
         if b"\r" in chunk:
             # At an event boundary: the fast path keeps no partial event.
-            async with aclosing(_read_lines(buffer, reads)) as events:
-                async for event in events:
-                    yield event
+            async with aclosing(_read_lines(buffer, reads)) as batches:
+                async for batch in batches:
+                    yield batch
             return
         end = buffer.rfind(b"\n\n")
         if end < 0:
             continue
         blocks = bytes(buffer[:end]).split(b"\n\n")
         del buffer[: end + 2]
-        for block in blocks:
-            if (dispatched := _block(block)) is not None:
-                yield dispatched
+        batch = [event for block in blocks if (event := _block(block)) is not None]
+        if batch:
+            yield batch
 
 
 async def _read_lines(
     buffer: bytearray, reads: AsyncIterator[bytes]
-) -> AsyncGenerator[ServerSentEvent, None]:
+) -> AsyncGenerator[list[ServerSentEvent], None]:
     """The events of ``buffer`` and the reads after it, parsed line by line."""
     start = 0
     data: list[str] = []
     event = ""
     while True:
+        batch = []
         while (line := _next_line(buffer, start)) is not None:
             text, start = line
             if text:
                 event = _field(text, data, event)
             elif data:
-                yield ServerSentEvent("\n".join(data), event or "message")
+                batch.append(ServerSentEvent("\n".join(data), event or "message"))
                 data, event = [], ""
+        if batch:
+            yield batch
         if start > _COMPACT_AT:
             del buffer[:start]
             start = 0

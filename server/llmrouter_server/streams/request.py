@@ -128,8 +128,16 @@ class GenerationRequest:
             json_output=self.json_output,
             json_schema=self.json_schema,
             want_token_ids=self.options.include_token_ids,
+            merge_reads=(
+                self.options.coalescing.mode in _MERGING and not self.options.include_token_ids
+            ),
             trace_headers=trace_headers,
         )
+
+
+_MERGING = frozenset({CoalesceMode.ADAPTIVE, CoalesceMode.TIME})
+"""Coalescing that may take the tokens of one network read as one delta (SIZE
+keeps per-token deltas: its chunks stay within ``max_chars``)."""
 
 
 def validate(request: GenerationRequest, limits: LimitsConfig) -> int:

@@ -143,9 +143,12 @@ const (
 	CoalesceMode_COALESCE_MODE_TOKEN CoalesceMode = 1
 	// Merge deltas up to `max_chars` characters.
 	CoalesceMode_COALESCE_MODE_SIZE CoalesceMode = 2
-	// Flush merged deltas every `interval`.
+	// Flush merged deltas every `interval` (tokens one network read brought are
+	// merged on arrival, as for ADAPTIVE).
 	CoalesceMode_COALESCE_MODE_TIME CoalesceMode = 3
-	// Merge while the consumer lags, one delta per chunk while it keeps up.
+	// Merge while the consumer lags, one delta per chunk while it keeps up. From
+	// an HTTP upstream, a delta is then what one network read brought (tokens
+	// that arrived together); TOKEN keeps one chunk per upstream token.
 	CoalesceMode_COALESCE_MODE_ADAPTIVE CoalesceMode = 4
 )
 

@@ -652,14 +652,17 @@ export enum CoalesceMode {
   SIZE = 2,
 
   /**
-   * Flush merged deltas every `interval`.
+   * Flush merged deltas every `interval` (tokens one network read brought are
+   * merged on arrival, as for ADAPTIVE).
    *
    * @generated from enum value: COALESCE_MODE_TIME = 3;
    */
   TIME = 3,
 
   /**
-   * Merge while the consumer lags, one delta per chunk while it keeps up.
+   * Merge while the consumer lags, one delta per chunk while it keeps up. From
+   * an HTTP upstream, a delta is then what one network read brought (tokens
+   * that arrived together); TOKEN keeps one chunk per upstream token.
    *
    * @generated from enum value: COALESCE_MODE_ADAPTIVE = 4;
    */
