@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -67,9 +69,64 @@ async def test_the_tokens_before_a_malformed_event_of_the_same_read_are_kept(
     )
     received: list[Delta] = []
 
-    with pytest.raises(BackendProtocolError, match="malformed stream event"):
+    async def read() -> None:
         async for delta in stream:
-            received.append(delta)
+            received.append(delta)  # noqa: PERF401 - kept up to the error
+
+    with pytest.raises(BackendProtocolError, match="malformed stream event"):
+        await read()
 
     assert "".join(d.text for d in received) == "".join(TOKENS)
     assert sum(d.token_count for d in received) == len(TOKENS)
+
+
+class KeepAliveUpstream:
+    """Answers every request on a connection with chunked SSE, keeping it open;
+    counts the connections it accepted."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                self.requests += 1
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                )
+                for event in (*EVENTS.split(b"\n\n")[:-1], *END.split(b"\n\n")[:-1]):
+                    writer.write(b"%x\r\n%s\n\n\r\n" % (len(event) + 2, event))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_finished_stream_gives_its_connection_back_for_the_next_request() -> None:
+    upstream = KeepAliveUpstream()
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = OpenAIBackendConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key_env=None)
+    backend = OpenAIBackend("up", config)
+    try:
+        for _ in range(3):
+            deltas = await _deltas(backend, _request(merge_reads=False))
+            assert "".join(d.text for d in deltas) == "".join(TOKENS)
+    finally:
+        await backend.close()
+        server.close()
+        await server.wait_closed()
+
+    assert (upstream.requests, upstream.connections) == (3, 1)

@@ -44,6 +44,7 @@ from llmrouter_server.backends.http import (
     mid_stream_error,
     parse_event,
 )
+from llmrouter_server.backends.sse import read_to_end
 from llmrouter_server.config import AnthropicBackendConfig
 from llmrouter_server.errors import BackendError
 from llmrouter_server.values import FinishReason, Role, Usage
@@ -110,6 +111,7 @@ class AnthropicBackend:
                     if delta is not None:
                         yield delta
                 if turn.done:
+                    await read_to_end(batches)
                     break
             else:
                 raise ended_early(self.name)

@@ -29,6 +29,7 @@ from llmrouter_server.backends.http import (
     mid_stream_error,
     parse_event,
 )
+from llmrouter_server.backends.sse import read_to_end
 from llmrouter_server.config import OpenAIBackendConfig
 from llmrouter_server.values import FinishReason, Usage
 
@@ -97,6 +98,7 @@ class OpenAIBackend:
                     for delta in _deltas(texts, merge=request.merge_reads):
                         yield delta
                 if done:
+                    await read_to_end(batches)
                     break
             if not done and finish is None:
                 raise ended_early(self.name)

@@ -11,6 +11,8 @@ line ends (WHATWG HTML, "Server-sent events", §9.2.6).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -68,6 +70,29 @@ async def read_batches(
         batch = [event for block in blocks if (event := _block(block)) is not None]
         if batch:
             yield batch
+
+
+END_WAIT_SECONDS = 0.5
+"""How long the rest of a body may take to end once its end marker has come."""
+
+END_READS = 4
+"""Network reads taken after the end marker before giving up on the body's end."""
+
+
+async def read_to_end(batches: AsyncIterator[list[ServerSentEvent]]) -> None:
+    """Reads what follows a stream's end marker (``[DONE]``, ``message_stop``) until
+    the body ends, within ``END_READS`` reads and ``END_WAIT_SECONDS``.
+
+    A response closed before its body ended takes its connection down with it;
+    one read to the end gives the keep-alive connection back to the pool, so
+    the next request skips a TCP (and TLS) handshake. Whatever goes wrong here
+    only costs that: the answer is already complete.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(END_WAIT_SECONDS):
+            for _ in range(END_READS):
+                if await anext(batches, None) is None:
+                    return
 
 
 async def _read_lines(
