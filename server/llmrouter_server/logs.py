@@ -85,3 +85,10 @@ def configure(level: str, log_format: LogFormat = "text") -> None:
     )
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger(GRPC_LOGGER).addFilter(PeerGoneFilter())
+    # Neither format shows where a line was logged from, nor the thread or
+    # process: skip finding them for every record (the logging HOWTO's
+    # "Optimization" section), about a third of a line's cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
