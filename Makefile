@@ -30,7 +30,7 @@ endif
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
-	breaking release-contract lint format bench fuzz clean dist
+	breaking release-contract lint format bench bench-peers fuzz clean dist
 
 # Prometheus text on :9464 unless the environment sets another port (as the image does).
 serve: install
@@ -159,8 +159,19 @@ format: install tools
 	$(PY) -m ruff format .
 	$(BUF) format -w
 
-bench: install
-	$(PY) bench/embedded.py
+# Benchmarks (never part of `make test`): every goal of BENCHMARKS.md in one run,
+# side by side with the peer gateways, each installed pinned into .bench/peers.
+BENCH_DEPS := $(VENV)/.bench-installed
+
+$(BENCH_DEPS): $(VENV)/.installed pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	touch $@
+
+bench-peers:
+	PYTHON=$(PYTHON) bash bench/install_peers.sh
+
+bench: install $(BENCH_DEPS) bench-peers
+	$(PY) bench/all.py
 
 # The input fuzzing of tests/security/test_fuzz.py with more cases than `make test` runs;
 # its counts, status codes and memory go to .tools/fuzz-report.json.

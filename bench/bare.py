@@ -3,8 +3,9 @@
 It implements the contract's Generate and nothing else: for a start request
 of ``max_tokens`` tokens it writes a ``started`` event, one ``chunk`` event
 per token with the text the benchmark upstream would have sent (`` t{i}``)
-and a ``completed`` event, as fast as grpc.aio takes them, with the same
-server options ``llmrouter serve`` uses. No upstream, no routing, no log:
+and a ``completed`` event, as fast as grpc.aio takes them (model ``paced-N``:
+N ms before each token, as the upstream paces), with the same server options
+``llmrouter serve`` uses. No upstream, no routing, no log:
 what llmrouter relays per second is compared with what this writes.
 
 Usage: ``python bench/bare.py --port 0`` (prints ``listening PORT`` once up).
@@ -31,11 +32,15 @@ class BareServicer(svc_grpc.RouterServiceServicer):
     ) -> AsyncIterator[svc_pb.GenerateResponse]:
         first = await anext(aiter(requests))
         tokens = first.start.sampling.max_tokens or 200
+        model = first.start.model
+        pace = float(model.removeprefix("paced-")) / 1000 if model.startswith("paced-") else 0.0
         stream_id = "bare"
         yield svc_pb.GenerateResponse(
             event=ev_pb.StreamEvent(stream_id=stream_id, offset=0, started=ev_pb.Started())
         )
         for index in range(tokens):
+            if pace:
+                await asyncio.sleep(pace)
             chunk = ev_pb.Chunk(text=f" t{index}", token_count=1)
             event = ev_pb.StreamEvent(stream_id=stream_id, offset=index + 1, chunk=chunk)
             yield svc_pb.GenerateResponse(event=event)

@@ -1,17 +1,27 @@
 """A load client process: concurrent streams against one gateway, timings as JSON.
 
 ``--kind grpc`` calls llmrouter's Generate with the generated Python stubs
-(one event per message, read as fast as they come); ``--kind http`` posts to
-an OpenAI-compatible ``/chat/completions`` with httpx and reads its SSE lines
-(every HTTP gateway gets the same client). ``--concurrency`` workers each run
-``--per-worker`` streams one after another, starting together at
-``--start-at`` (a ``time.time()``), so several processes load one gateway at
-once. Every stream's text is checked against what the upstream sent
-(``bench/upstream.py``). Prints one JSON object:
+(one event per message, read as fast as they come, 50 streams per channel,
+one connection per channel); ``--kind http`` posts to an OpenAI-compatible
+``/chat/completions`` with httpx and reads its SSE lines (every HTTP gateway
+gets the same client). ``--concurrency`` workers each run streams one after
+another: ``--per-worker`` of them, or as many as start within ``--duration``
+seconds (at least one). They start together at ``--start-at`` (a
+``time.time()``), so several processes load one gateway at once, or spread
+over ``--stagger`` seconds, so starts arrive evenly and the concurrency is
+steady. Streams still running at ``--deadline`` (a ``time.time()``) are
+cancelled and count as errors. Every stream's text is checked against what
+the upstream sent (``bench/upstream.py``). Prints one JSON object:
 
-``{"streams": [{"start", "ttft", "end", "tokens", "events", "error", "gaps"}]}``
-with times in seconds from the stream's request (``gaps``: milliseconds between
-text-bearing events, with ``--gaps``).
+``{"streams": [{"start", "round", "ttft", "end", "tokens", "events", "error", "gaps"}],
+"cpu_seconds": ...}`` with times in seconds from the stream's request (``round``:
+the stream's place in its worker's sequence; ``gaps``: milliseconds between
+text-bearing events, with ``--gaps``; ``cpu_seconds``: this process's CPU).
+
+``--serve`` keeps the process (and its connections) for many batches: each
+stdin line is a batch as JSON (the options above, ``_`` for ``-``); the process
+opens the connections it needs and answers ``{"ready": true}``, then takes a line
+``{"start_at": T, "deadline": D}`` and answers with the batch's JSON object, on one line.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +46,7 @@ from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 from upstream import expected_text
 
+DEADLINE = "DEADLINE: still streaming at the run's deadline"
 STREAMS_PER_CHANNEL = 50
 """gRPC streams sharing one connection (the server allows 100 by default)."""
 
@@ -44,6 +56,7 @@ class Result:
     """One stream's timings."""
 
     start: float = 0.0
+    round: int = 0
     ttft: float | None = None
     end: float | None = None
     tokens: int = 0
@@ -55,8 +68,8 @@ class Result:
 class Recorder:
     """Collects one stream's text-bearing events."""
 
-    def __init__(self, keep_gaps: bool) -> None:
-        self.result = Result(start=time.time())
+    def __init__(self, keep_gaps: bool, round_: int) -> None:
+        self.result = Result(start=time.time(), round=round_)
         self._began = time.perf_counter()
         self._last = 0.0
         self._keep_gaps = keep_gaps
@@ -81,13 +94,13 @@ class Recorder:
         return self.result
 
 
-async def grpc_stream(stub: Any, model: str, tokens: int, mode: int, gaps: bool) -> Result:
+async def grpc_stream(stub: Any, spec: argparse.Namespace, recorder: Recorder) -> None:
     """One Generate call; the text of its chunk events."""
-    recorder = Recorder(gaps)
+    mode = gen_pb.CoalesceMode.Value(f"COALESCE_MODE_{spec.coalescing.upper()}")
     start = gen_pb.StartGeneration(
         prompt="bench",
-        model=model,
-        sampling=gen_pb.SamplingParams(max_tokens=tokens),
+        model=spec.model,
+        sampling=gen_pb.SamplingParams(max_tokens=spec.tokens),
         stream_options=gen_pb.StreamOptions(coalescing=gen_pb.Coalescing(mode=mode)),
     )
     try:
@@ -97,16 +110,15 @@ async def grpc_stream(stub: Any, model: str, tokens: int, mode: int, gaps: bool)
                 recorder.text(chunk.text)
     except grpc.aio.AioRpcError as error:
         recorder.result.error = f"{error.code().name}: {error.details()}"
-    return recorder.done(tokens)
 
 
-async def http_stream(  # noqa: PLR0913 - one request is all of these
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], model: str, tokens: int,
-    gaps: bool,
-) -> Result:  # fmt: skip
+async def http_stream(
+    client: httpx.AsyncClient, spec: argparse.Namespace, recorder: Recorder
+) -> None:
     """One streaming chat completion; the text of its SSE chunks."""
-    recorder = Recorder(gaps)
-    body = {"model": model, "max_tokens": tokens, "stream": True,
+    url = spec.target.rstrip("/") + "/chat/completions"
+    headers = dict(pair.split("=", 1) for pair in spec.header)
+    body = {"model": spec.model, "max_tokens": spec.tokens, "stream": True,
             "messages": [{"role": "user", "content": "bench"}]}  # fmt: skip
     try:
         async with client.stream("POST", url, json=body, headers=headers) as response:
@@ -121,60 +133,119 @@ async def http_stream(  # noqa: PLR0913 - one request is all of these
                         recorder.text(text)
     except httpx.HTTPError as error:
         recorder.result.error = f"{type(error).__name__}: {error}"
-    return recorder.done(tokens)
 
 
-async def run(args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
-    delay = args.start_at - time.time()
-    if args.kind == "grpc":
-        channels = [
-            grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
-            for _ in range(max(1, -(-args.concurrency // STREAMS_PER_CHANNEL)))
-        ]
-        stubs = [svc_grpc.RouterServiceStub(channel) for channel in channels]
-        mode = gen_pb.CoalesceMode.Value(f"COALESCE_MODE_{args.coalescing.upper()}")
+class Connections:
+    """The channels and HTTP clients of a process, kept across batches."""
 
-        def one(worker: int) -> Any:
-            stub = stubs[worker // STREAMS_PER_CHANNEL]
-            return grpc_stream(stub, args.model, args.tokens, mode, args.gaps)
+    def __init__(self) -> None:
+        self._stubs: dict[str, list[Any]] = {}
+        self._client: httpx.AsyncClient | None = None
 
-        for channel in channels:
+    async def prepare(self, spec: argparse.Namespace) -> Callable[[int, Recorder], Awaitable[None]]:
+        """Opens what ``spec`` needs; a function running worker ``i``'s next stream."""
+        if spec.kind == "http":
+            if self._client is None:
+                limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+                self._client = httpx.AsyncClient(timeout=600, limits=limits)
+            client = self._client
+            return lambda _, recorder: http_stream(client, spec, recorder)
+        stubs = self._stubs.setdefault(spec.target, [])
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        while len(stubs) * STREAMS_PER_CHANNEL < spec.concurrency:
+            channel = grpc.aio.insecure_channel(spec.target, options=options)
             await channel.channel_ready()
-    else:
-        headers = dict(pair.split("=", 1) for pair in args.header)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        client = httpx.AsyncClient(timeout=600, limits=limits)
-        url = args.target.rstrip("/") + "/chat/completions"
+            stubs.append(svc_grpc.RouterServiceStub(channel))
+        return lambda i, recorder: grpc_stream(stubs[i // STREAMS_PER_CHANNEL], spec, recorder)
 
-        def one(worker: int) -> Any:
-            return http_stream(client, url, headers, args.model, args.tokens, args.gaps)
 
-    await asyncio.sleep(max(delay, 0))
+async def batch(spec: argparse.Namespace, one: Callable[[int, Recorder], Awaitable[None]]) -> dict:
+    """Runs the streams of ``spec`` from ``spec.start_at``; its JSON object."""
+    results: list[Result] = []
+    cpu = time.process_time()
+    await asyncio.sleep(max(spec.start_at - time.time(), 0))
 
     async def worker(index: int) -> None:
-        for _ in range(args.per_worker):
-            results.append(await one(index))  # noqa: PERF401 - one after another
+        await asyncio.sleep(spec.stagger * (index * spec.processes + spec.process) / spec.total)
+        round_ = 0
+        while _another(spec, round_):
+            recorder = Recorder(spec.gaps, round_)
+            try:
+                left = spec.deadline - time.time() if spec.deadline else None
+                await asyncio.wait_for(one(index, recorder), left)
+            except TimeoutError:
+                recorder.result.error = DEADLINE
+            if recorder.result.error and spec.deadline and time.time() >= spec.deadline:
+                recorder.result.error = DEADLINE  # the client's cancel, not the gateway's error
+            results.append(recorder.done(spec.tokens))
+            if recorder.result.error:
+                return  # a worker stops at its first error
+            round_ += 1
 
-    await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
-    return results
+    await asyncio.gather(*(worker(i) for i in range(spec.concurrency)))
+    return {"streams": [asdict(r) for r in results], "cpu_seconds": time.process_time() - cpu}
 
 
-def main() -> None:
+def _another(spec: argparse.Namespace, round_: int) -> bool:
+    """Whether a worker that has run ``round_`` streams starts another."""
+    now = time.time()
+    if spec.deadline and now >= spec.deadline:
+        return False
+    if spec.duration:
+        return round_ == 0 or now < spec.start_at + spec.duration
+    return round_ < spec.per_worker
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=("grpc", "http"), required=True)
-    parser.add_argument("--target", required=True, help="host:port (grpc) or a /v1 base URL")
+    parser.add_argument("--kind", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--target", default="", help="host:port (grpc) or a /v1 base URL")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE (http)")
     parser.add_argument("--model", default="fast")
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--per-worker", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=0.0)
+    parser.add_argument("--stagger", type=float, default=0.0)
+    parser.add_argument("--deadline", type=float, default=0.0)
     parser.add_argument("--coalescing", default="token", choices=("token", "adaptive"))
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--gaps", action="store_true")
-    args = parser.parse_args()
-    results = asyncio.run(run(args))
-    json.dump({"streams": [asdict(r) for r in results]}, sys.stdout)
+    # This process's place among those running one batch (for --stagger).
+    parser.add_argument("--process", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true")
+    return parser
+
+
+def _complete(spec: argparse.Namespace) -> argparse.Namespace:
+    spec.total = spec.total or spec.concurrency * spec.processes
+    return spec
+
+
+async def serve() -> None:
+    """Batches from stdin, results to stdout, one line each."""
+    loop = asyncio.get_running_loop()
+    connections = Connections()
+    defaults = vars(parser().parse_args([]))
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        spec = _complete(argparse.Namespace(**{**defaults, **json.loads(line)}))
+        one = await connections.prepare(spec)
+        print(json.dumps({"ready": True}), flush=True)
+        go = json.loads(await loop.run_in_executor(None, sys.stdin.readline))
+        spec.start_at, spec.deadline = go["start_at"], go.get("deadline", 0.0)
+        print(json.dumps(await batch(spec, one)), flush=True)
+
+
+async def once(spec: argparse.Namespace) -> None:
+    one = await Connections().prepare(spec)
+    json.dump(await batch(spec, one), sys.stdout)
+
+
+def main() -> None:
+    args = parser().parse_args()
+    asyncio.run(serve() if args.serve else once(_complete(args)))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ free loopback port, in front of a given upstream, and stops it afterwards::
         httpx.post(gateway.base_url + "/chat/completions", headers=gateway.headers,
                    json={"model": gateway.model, "stream": True, "messages": [...]})
 
-Every peer listens on 127.0.0.1 only, logs little and to a file, and is set
-up to send the upstream nothing but the relayed requests (no health checks,
-load polling or telemetry). The first request through LiteLLM is slow (about
-1 s of lazy imports): warm a peer up before measuring it.
+Every peer listens on 127.0.0.1 only, logs little and to a file, passes the
+request's model name through, and sends the upstream nothing but the relayed
+requests (no health checks, model-list or load polling, telemetry). The first
+request through a fresh LiteLLM is slow (about 1 s of lazy imports): warm a
+peer up before measuring it. LiteLLM rebuilds every chunk (its own ``id``,
+``created``, ``model``) and asks the upstream for a usage chunk; Portkey waits
+25 ms before relaying the first chunk; SMG relays the upstream's bytes as they are.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class Gateway:
         version: Its pinned version.
         base_url: The OpenAI-compatible base; requests go to ``base_url + "/chat/completions"``.
         headers: What a client must send (authentication, Portkey's routing headers).
-        model: The model name for the request body.
+        model: A model name for the request body; every peer passes any name through.
         pid: The gateway's main process (its children count too when measuring CPU).
     """
 
@@ -128,20 +131,27 @@ def peer(name: str, upstream_base: str, cpus: set[int] | None = None) -> Iterato
 
 def _litellm(upstream: str, port: int, workdir: Path) -> _Launch:
     """LiteLLM's proxy, one uvicorn worker, with a master key and no database (so no
-    spend tracking); logging at ERROR, telemetry off, the bundled model-cost map."""
+    spend tracking); logging at ERROR, telemetry off, the bundled model-cost map (it
+    would fetch one from GitHub), no polling of the upstream's model list."""
     config = {
         "model_list": [
             {
-                "model_name": MODEL,
+                # A wildcard, so any model name passes through as with the other peers.
+                "model_name": "*",
                 "litellm_params": {
-                    "model": f"openai/{MODEL}",
+                    "model": "openai/*",
                     "api_base": upstream,
                     "api_key": UPSTREAM_KEY,
                 },
             }
         ],
         "litellm_settings": {"telemetry": False, "set_verbose": False},
-        "general_settings": {"master_key": LITELLM_MASTER_KEY, "disable_spend_logs": True},
+        "general_settings": {
+            "master_key": LITELLM_MASTER_KEY,
+            "disable_spend_logs": True,
+            # Otherwise it GETs the upstream's /v1/models at start and every 5 minutes.
+            "disable_model_info_refresh": True,
+        },
     }
     # JSON is YAML, so the config needs no YAML writer.
     (workdir / "config.yaml").write_text(json.dumps(config, indent=2))
@@ -195,6 +205,8 @@ def _smg(upstream: str, port: int, workdir: Path) -> _Launch:
         "--disable-health-check",
         "--disable-load-monitoring",
         "--log-level", "warn",
+        # It otherwise keeps listening for 5 s after SIGTERM, for load balancers to notice.
+        "--shutdown-grace-period-secs", "1",
     ]  # fmt: skip
     return _Launch(command=command, env={}, headers={}, ready_path="/health")
 

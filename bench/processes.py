@@ -104,43 +104,172 @@ def rss_bytes(pid: int) -> int:
     return sum(p.memory_info().rss for p in (process, *process.children(recursive=True)))
 
 
-def load(  # noqa: PLR0913 - one load run is all of these
-    kind: str,
-    target: str,
-    *,
-    concurrency: int,
-    per_worker: int = 1,
-    tokens: int = 200,
-    model: str = "fast",
-    coalescing: str = "token",
-    headers: dict[str, str] | None = None,
-    processes: int = 1,
-    gaps: bool = False,
-) -> list[dict[str, Any]]:
-    """Runs ``bench/load.py`` in ``processes`` processes starting together; their streams."""
-    start_at = time.time() + 1.0 + 0.2 * processes
-    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
-    running = []
-    for share in shares:
-        command = [
-            PYTHON, str(BENCH / "load.py"), "--kind", kind, "--target", target,
-            "--concurrency", str(share), "--per-worker", str(per_worker), "--tokens", str(tokens),
-            "--model", model, "--coalescing", coalescing, "--start-at", str(start_at),
-            *(["--gaps"] if gaps else []),
-            *(arg for pair in (headers or {}).items() for arg in ("--header", "=".join(pair))),
-        ]  # fmt: skip
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        os.sched_setaffinity(process.pid, LOAD_CPUS)
-        running.append(process)
-    streams: list[dict[str, Any]] = []
-    for process in running:
-        out, _ = process.communicate(timeout=900)
-        streams += json.loads(out)["streams"]
-    return streams
+@dataclass
+class LoadRun:
+    """What the load processes of one batch saw."""
+
+    streams: list[dict[str, Any]]
+    """Every stream's timings (``bench/load.py``'s fields)."""
+    client_cpu_seconds: float
+    """CPU the load processes spent on the batch."""
+
+    @property
+    def errors(self) -> list[str]:
+        return [s["error"] for s in self.streams if s["error"]]
+
+
+class Loaders:
+    """Load processes (``bench/load.py --serve``) pinned to ``LOAD_CPUS``, kept for
+    many batches; each batch is shared among them and starts in all at once."""
+
+    def __init__(self, processes: int, client: str = "python") -> None:
+        command = [str(loadgo())] if client == "go" else [PYTHON, str(BENCH / "load.py"), "--serve"]
+        env = {**os.environ, "GOMAXPROCS": str(len(LOAD_CPUS))}
+        self._running = [
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
+            )
+            for _ in range(processes)
+        ]
+        for process in self._running:
+            os.sched_setaffinity(process.pid, LOAD_CPUS)
+
+    def run(self, kind: str, target: str, *, concurrency: int, **options: Any) -> LoadRun:
+        """One batch of ``concurrency`` workers; ``options`` are ``bench/load.py``'s
+        (``per_worker``, ``duration``, ``stagger``, ``tokens``, ``model``,
+        ``coalescing``, ``header`` as a list of ``NAME=VALUE``, ``gaps``) and
+        ``deadline`` in seconds after the start."""
+        count = len(self._running)
+        shares = [concurrency // count + (i < concurrency % count) for i in range(count)]
+        deadline = options.pop("deadline", 0.0)
+        busy = []
+        for index, (process, share) in enumerate(zip(self._running, shares, strict=True)):
+            if not share:
+                continue
+            spec = {"kind": kind, "target": target, "concurrency": share, "process": index,
+                    "processes": count, "total": concurrency, **options}  # fmt: skip
+            self._send(process, spec)
+            busy.append(process)
+        for process in busy:
+            assert json.loads(self._receive(process)) == {"ready": True}
+        start_at = time.time() + 0.2
+        for process in busy:
+            self._send(
+                process, {"start_at": start_at, "deadline": deadline and start_at + deadline}
+            )
+        streams: list[dict[str, Any]] = []
+        cpu = 0.0
+        for process in busy:
+            answer = json.loads(self._receive(process))
+            streams += answer["streams"]
+            cpu += answer["cpu_seconds"]
+        return LoadRun(streams, cpu)
+
+    def close(self) -> None:
+        for process in self._running:
+            assert process.stdin is not None
+            process.stdin.close()
+        for process in self._running:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    @staticmethod
+    def _send(process: subprocess.Popen[str], message: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+
+    @staticmethod
+    def _receive(process: subprocess.Popen[str]) -> str:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load process {process.pid} exited ({process.wait()})")
+        return line
+
+
+@contextlib.contextmanager
+def loaders(processes: int, client: str = "python") -> Iterator[Loaders]:
+    """``processes`` load processes for the ``with`` block: ``bench/load.py`` (``python``,
+    grpc.aio and httpx) or ``bench/loadgo`` (``go``, grpc-go and net/http)."""
+    pool = Loaders(processes, client)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def load(
+    kind: str, target: str, *, concurrency: int, processes: int = 1, **options: Any
+) -> LoadRun:
+    """One batch in ``processes`` fresh load processes (see :meth:`Loaders.run`)."""
+    with loaders(processes) as pool:
+        return pool.run(kind, target, concurrency=concurrency, **options)
+
+
+def loadgo() -> Path:
+    """The Go load client (``bench/loadgo``), built into ``.bench/`` when its source is newer."""
+    binary = ROOT / ".bench" / "loadgo"
+    sources = [*(BENCH / "loadgo").iterdir()]
+    if not binary.exists() or binary.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        binary.parent.mkdir(exist_ok=True)
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=BENCH / "loadgo", check=True)
+    return binary
+
+
+def machine_state() -> dict[str, Any]:
+    """The load average and any process outside this one's tree using CPU now (another
+    job on the machine skews every number): CPU percent over 0.5 s and program names."""
+    me = psutil.Process()
+    ours = {me.pid, *(p.pid for p in me.children(recursive=True))}
+    others = [p for p in psutil.process_iter(["cmdline", "name"]) if p.pid not in ours]
+    for each in others:
+        with contextlib.suppress(psutil.Error):
+            each.cpu_percent(None)
+    time.sleep(0.5)
+    busy = []
+    for each in others:
+        with contextlib.suppress(psutil.Error):
+            percent = each.cpu_percent(None)
+            if percent >= 5:
+                words = each.info["cmdline"] or [each.info["name"] or "?"]
+                command = " ".join(Path(w).name if "/" in w else w for w in words[:4])
+                busy.append({"pid": each.pid, "cpu_percent": percent, "command": command[:80]})
+    return {"loadavg": [round(x, 2) for x in os.getloadavg()], "other_processes": busy}
+
+
+class Cores:
+    """How busy each core was between :meth:`start` and :meth:`stop` (from ``/proc/stat``,
+    so kernel work no process is charged for, such as loopback packets, counts too)."""
+
+    def __init__(self) -> None:
+        self.busy: list[float] = []
+        """Per core, the busy fraction."""
+        self.softirq: list[float] = []
+        """Per core, the fraction spent in software interrupts (network packets)."""
+        self._before: list[Any] = []
+
+    def start(self) -> Cores:
+        self._before = psutil.cpu_times(percpu=True)
+        return self
+
+    def stop(self) -> Cores:
+        after = psutil.cpu_times(percpu=True)
+        for old, new in zip(self._before, after, strict=True):
+            total = sum(new) - sum(old) or 1.0
+            idle = (new.idle - old.idle) + (new.iowait - old.iowait)
+            self.busy.append(round(1 - idle / total, 3))
+            self.softirq.append(round((new.softirq - old.softirq) / total, 3))
+        return self
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) of ``values``, interpolated."""
+    """The ``q``-th percentile (0-100) of ``values``, interpolated; NaN for none."""
+    if not values:
+        return float("nan")
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1]
