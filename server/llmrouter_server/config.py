@@ -184,7 +184,10 @@ class EmbeddedBackendConfig(_Section):
     n_ctx: int = Field(2048, gt=0)
     """Context window in tokens."""
     n_threads: int | None = Field(None, gt=0)
-    """Decode threads per instance; empty lets llama.cpp choose."""
+    """Threads per instance decoding a token; empty: half the CPUs the server may
+    use (its CPU affinity, capped by a cgroup CPU quota), at least 1."""
+    n_threads_batch: int | None = Field(None, gt=0)
+    """Threads per instance evaluating a prompt; empty: the CPUs the server may use."""
     circuit_breaker: BreakerConfig = BreakerConfig()
     """When this backend's targets are skipped after failures."""
 
