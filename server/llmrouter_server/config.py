@@ -129,6 +129,13 @@ class StreamsConfig(_Section):
     release_after_seconds: float = Field(30.0, gt=0)
     """How long a paused or stalled generation keeps its backend (a llama.cpp
     instance, an HTTP connection) before giving it back; it continues later."""
+    release_contended_after_seconds: float = Field(0.5, ge=0)
+    """How long a paused or stalled generation keeps its backend while another
+    generation waits for a slot of it (``backends.NAME.max_concurrency`` reached),
+    counted from when it stopped: one stopped that long already gives its slot back
+    as soon as another generation queues. It continues later, as after
+    ``release_after_seconds``. A caller that keeps reading is not stalled: its
+    generation waits only as long as the caller takes to read half a window."""
     default_detach_seconds: float = Field(60.0, gt=0)
     """How long a detached generation waits for a consumer when the request gives no TTL."""
     max_detach_seconds: float = Field(600.0, gt=0)
@@ -211,10 +218,12 @@ class HTTPBackendConfig(_Section):
     read_timeout_seconds: float = Field(60.0, gt=0)
     """Time allowed between two reads of the response (a backstop; routes set
     ``first_token_timeout_seconds`` and ``idle_timeout_seconds``)."""
-    receive_buffer_bytes: int = Field(4096, ge=0)
-    """The socket receive buffer per connection (SO_RCVBUF; 0 keeps the system's).
-    A small one makes TCP push back on the provider sooner when a generation
-    waits, and bounds what one read takes off the socket."""
+    receive_buffer_bytes: int = Field(0, ge=0)
+    """The socket receive buffer per connection while its response is read
+    (SO_RCVBUF and TCP_WINDOW_CLAMP; 0 keeps the system's, which streams at full
+    speed). Whatever it is, a connection nobody reads (its generation waits) has
+    its window shrunk to 4 KiB until it is read again, so TCP pushes back on the
+    provider, and each read takes at most 4 KiB off the socket."""
     circuit_breaker: BreakerConfig = BreakerConfig()
     """When this backend's targets are skipped after failures."""
 

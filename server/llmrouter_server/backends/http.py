@@ -31,9 +31,11 @@ from contextlib import aclosing, asynccontextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 import jiter
 
+from llmrouter_server.backends.connections import ConnectionBackend
 from llmrouter_server.backends.sse import ServerSentEvent, read_batches
 from llmrouter_server.config import HTTPBackendConfig
 from llmrouter_server.errors import (
@@ -133,9 +135,19 @@ def _transport(config: HTTPBackendConfig) -> httpx.AsyncHTTPTransport:
         if size
         else []
     )
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=config.max_concurrency), socket_options=options
+    limits = httpx.Limits(max_connections=config.max_concurrency)
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    # httpx takes no network backend: its pool is rebuilt with ours, which bounds
+    # each read and shrinks the window of a connection nobody reads (connections.py).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        socket_options=options,
+        network_backend=ConnectionBackend(),
     )
+    return transport
 
 
 class EventStreamClient:

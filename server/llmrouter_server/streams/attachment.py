@@ -41,6 +41,11 @@ class Attachment:
         """True while the caller is gone and its place is kept."""
         return self._placeholder is not None
 
+    @property
+    def owner(self) -> Cursor | None:
+        """The caller's cursor, while a caller is attached."""
+        return self._owner
+
     def owner_lags(self) -> bool:
         """True while the caller's cursor has events it has not taken."""
         return self._owner is not None and self._owner.lag()[0] > 0

@@ -5,9 +5,12 @@ The producer first waits for its admission ticket (its identity's limits,
 items (queue positions, attempt starts, deltas) one at a time and appends
 events to the log. Before each pull it passes a gate (``gate.py``): it waits
 while the generation is paused or a lossless consumer is past its window. A
-generation that waits there longer than ``release_after`` gives its backend
-back and later continues on a new backend stream with the text so far as the
-start of the answer (a continuation), so no text is lost or repeated. However
+generation that waits there longer than ``release_after`` (or
+``release_contended_after`` while another generation waits for a slot of its
+backend) gives its backend back and later continues on a new backend stream
+with the text so far as the start of the answer (a continuation), so no text
+is lost or repeated. Whether its caller reads what it is sent (``_reads``)
+also orders the backend's queue: readers first (``routing/slots.py``). However
 the producer stops, the ticket is finished once, with the tokens every attempt
 used, refunding the unused reservation. Who the generation runs for, and how
 long it outlives its caller, is ``attachment.py``; how a stop from outside
@@ -21,17 +24,20 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import aclosing
+from dataclasses import replace
 
 from llmrouter_server.auth.principal import Principal
+from llmrouter_server.backends.base import Delta
 from llmrouter_server.errors import Internal, RouterError
-from llmrouter_server.routing.items import AttemptStarted, RouteItem
+from llmrouter_server.routing.items import AttemptStarted, RouteItem, Tagged
 from llmrouter_server.routing.route import Plan, Route
 from llmrouter_server.routing.router import Router
+from llmrouter_server.routing.slots import SlotUser
 from llmrouter_server.routing.transcript import Transcript
 from llmrouter_server.streams.accounting import Accounting
 from llmrouter_server.streams.attachment import Attachment
 from llmrouter_server.streams.events import Event, Paused, Queued, Resumed, Started
-from llmrouter_server.streams.gate import Gate
+from llmrouter_server.streams.gate import Gate, keeps_up
 from llmrouter_server.streams.lifecycle import FINISHED, StreamState, check_pause, check_resume
 from llmrouter_server.streams.log import Cursor, ReplayLog
 from llmrouter_server.streams.observers import Observer
@@ -43,6 +49,9 @@ from llmrouter_server.streams.ticket import Ticket
 from llmrouter_server.values import CancelledBy
 
 logger = logging.getLogger(__name__)
+
+_IN_ATTEMPT = (AttemptStarted, Delta, Tagged)
+"""Route items that come from an attempt holding its backend slot."""
 
 OBJECT_BYTES = 10 * 1024
 """What a finished generation's objects cost beyond its events and request, for
@@ -88,7 +97,15 @@ class Generation:
         self._request_bytes = request.retained_bytes()
         self._attachment = Attachment(self.log, settings.window, self._detach_expired)
         self._output = Output(request, route, self.tally, self.log, self._attachment.owner_lags)
-        self._gate = Gate(self.log, settings.release_after)
+        self._slots = SlotUser((target.slots for target in route.targets), self._reads)
+        self._plan = replace(plan, queue=replace(plan.queue, user=self._slots))
+        self._gate = Gate(
+            self.log,
+            settings.release_after,
+            settings.release_contended_after,
+            self._slots,
+            self._caller,
+        )
         self._state_before_pause = StreamState.QUEUED
         self._task: asyncio.Task[None] | None = None
         self._stop: Stop = Cancel()
@@ -261,19 +278,32 @@ class Generation:
         """
         request = self.request.backend_request(self.tally.max_tokens, self.trace_headers)
         route_stream = self._router.stream(
-            self.route, self.plan, request, self.transcript, self.stream_id
+            self.route, self._plan, request, self.transcript, self.stream_id
         )
         async with aclosing(route_stream) as items:
-            while True:
-                if not await self._gate.passes():
-                    return False
-                try:
-                    item = await anext(items)
-                except StopAsyncIteration:
-                    return True
-                if self._record(item):
-                    self.tally.stop_sequence()
-                    return True
+            try:
+                while True:
+                    if not await self._gate.passes():
+                        return False
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        return True
+                    # In an attempt (its slot held) from its start to its failure.
+                    self._slots.holding = isinstance(item, _IN_ATTEMPT)
+                    if self._record(item):
+                        self.tally.stop_sequence()
+                        return True
+            finally:
+                self._slots.holding = False
+
+    def _caller(self) -> Cursor | None:
+        """The caller's cursor, while one is attached."""
+        return self._attachment.owner
+
+    def _reads(self) -> bool:
+        """True while the caller takes what it is sent (``gate.keeps_up``)."""
+        return keeps_up(self._attachment.owner)
 
     def _record(self, item: RouteItem) -> bool:
         """Records one route item; True when a stop sequence ends the generation."""

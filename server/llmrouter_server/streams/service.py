@@ -99,6 +99,7 @@ class Generations:
             window=self.window,
             retain_bytes=self.config.retain_bytes_per_stream,
             release_after=self.config.release_after_seconds,
+            release_contended_after=self.config.release_contended_after_seconds,
             detach_after=detach_after,
         )
         generation = Generation(

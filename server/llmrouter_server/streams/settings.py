@@ -26,3 +26,6 @@ class Settings:
     """Seconds a paused or stalled generation keeps its backend before giving it back."""
     detach_after: float | None = None
     """Seconds the generation waits for a consumer once its caller left; None cancels."""
+    release_contended_after: float | None = None
+    """``release_after`` while another generation waits for a slot of its backend;
+    None is ``release_after``."""
