@@ -83,6 +83,10 @@ class ConnectionBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+_UNKNOWN = object()
+"""A connection's socket before it was first asked for."""
+
+
 class Connection(httpcore.AsyncNetworkStream):
     """One connection: bounded reads, and a receive window shrunk while nobody reads.
 
@@ -98,6 +102,7 @@ class Connection(httpcore.AsyncNetworkStream):
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._saved: tuple[int, int] | None = None
+        self._sock: Any = _UNKNOWN
         _bound_reads(stream)
 
     @property
@@ -138,8 +143,17 @@ class Connection(httpcore.AsyncNetworkStream):
         return Connection(await self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
-        """What the inner stream says (``socket``, ``ssl_object``, ``is_readable``...)."""
-        return self._stream.get_extra_info(info)
+        """What the inner stream says (``socket``, ``ssl_object``, ``is_readable``...).
+
+        The socket is looked up once: httpcore's pool asks every idle connection
+        for it on each request it places, and AnyIO builds a dict of all its
+        attributes for every ask.
+        """
+        if info != "socket":
+            return self._stream.get_extra_info(info)
+        if self._sock is _UNKNOWN:
+            self._sock = self._stream.get_extra_info("socket")
+        return self._sock
 
     def _stop(self) -> None:
         self._closed = True
@@ -182,12 +196,10 @@ class Connection(httpcore.AsyncNetworkStream):
             if clamp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, clamp)
 
-    def _socket(self) -> socket.socket | None:
-        sock = self._stream.get_extra_info("socket")
-        if not isinstance(sock, socket.socket) or sock.family not in (
-            socket.AF_INET,
-            socket.AF_INET6,
-        ):
+    def _socket(self) -> Any:
+        """The TCP socket (asyncio's ``TransportSocket`` under anyio), or None."""
+        sock = self.get_extra_info("socket")
+        if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
             return None
         return sock
 
