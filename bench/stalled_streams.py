@@ -27,7 +27,7 @@ receive buffer; tokens per second end to end, and the server's CPU per token.
 
 Writes ``bench/results/stalled_streams.json``.
 
-Usage: ``python bench/stalled_streams.py [--streams 200] [--tokens 100000]``.
+Usage: ``python bench/stalled_streams.py [--streams 200] [--tokens 100000] [--only TEXT]``.
 """
 
 from __future__ import annotations
@@ -98,16 +98,21 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=100_000, help="of the flowing stream")
-    parser.add_argument("--only", help="run the scenarios whose name contains this")
+    parser.add_argument(
+        "--only", help="the scenarios whose name contains this (flowing: only that part)"
+    )
     args = parser.parse_args()
     upstream = SSEUpstream(TOKENS)
     base_url = await upstream.start()
     results: dict[str, Any] = {"streams": args.streams, "stalled": {}, "flowing": {}}
+    out = Path(__file__).with_name("results") / "stalled_streams.json"
+    out.parent.mkdir(exist_ok=True)
     for name, scenario in SCENARIOS.items():
         if args.only and args.only not in name:
             continue
         row = await _run(base_url, upstream, args.streams, scenario)
         results["stalled"][name] = row
+        out.write_text(json.dumps(results, indent=2) + "\n")  # what is measured so far
         print(
             f"{name:44} idle {row['idle_rss_mib']:6.1f} MiB  "
             f"stalled {row['stalled_rss_mib']:6.1f} MiB  "
@@ -116,17 +121,15 @@ async def main() -> None:
             flush=True,
         )
     await upstream.stop()
-    if not args.only:
+    if not args.only or args.only == "flowing":
         with proc.server([proc.PYTHON, str(proc.BENCH / "upstream.py")], proc.LOAD_CPUS) as fast:
             for size in (0, OLD_BUFFER):
                 rate = await _flowing(fast.port, size, args.tokens)
                 results["flowing"][f"receive_buffer_bytes {size}"] = rate
+                out.write_text(json.dumps(results, indent=2) + "\n")
                 print(f"one flowing stream, receive_buffer_bytes {size:5}: "
                       f"{rate['tokens_per_second']:8.0f} tokens/s, server CPU "
                       f"{rate['server_cpu_us_per_token']:5.1f} us/token", flush=True)  # fmt: skip
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    (out / "stalled_streams.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 async def _run(

@@ -130,12 +130,13 @@ class StreamsConfig(_Section):
     """How long a paused or stalled generation keeps its backend (a llama.cpp
     instance, an HTTP connection) before giving it back; it continues later."""
     release_contended_after_seconds: float = Field(0.5, ge=0)
-    """How long a paused or stalled generation keeps its backend while another
-    generation waits for a slot of it (``backends.NAME.max_concurrency`` reached),
-    counted from when it stopped: one stopped that long already gives its slot back
-    as soon as another generation queues. It continues later, as after
-    ``release_after_seconds``. A caller that keeps reading is not stalled: its
-    generation waits only as long as the caller takes to read half a window."""
+    """How long a paused or stalled generation keeps its backend's slot while a
+    generation whose caller reads waits for one (``backends.NAME.max_concurrency``
+    reached): counted from when it stopped, or its caller stopped reading, so one
+    stalled that long gives its slot to such a waiter at once (one per waiter). It
+    continues later, as after ``release_after_seconds``, once its caller reads
+    again. Waiters whose callers do not read take no slot from anyone; a caller
+    that keeps reading is not stalled."""
     default_detach_seconds: float = Field(60.0, gt=0)
     """How long a detached generation waits for a consumer when the request gives no TTL."""
     max_detach_seconds: float = Field(600.0, gt=0)

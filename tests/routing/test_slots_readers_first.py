@@ -152,8 +152,11 @@ async def test_holders_hear_when_a_reader_queues_and_one_gives_way_for_it() -> N
     assert told[2:] == [True, True]
     assert not reader.user.wanted()  # it waits itself: it holds nothing to give back
 
-    # One slot for the one reader: the first holder to offer gives way, not both.
-    assert [holder.give_way() for holder in holders] == [True, False]
+    # One holder looks for the one reader, not both; it gives way.
+    assert [holder.wake() for holder in holders] == [True, False]
+    assert not any(holder.wanted() for holder in holders)  # one is on its way
+    assert holders[0].give_way()
+    assert not holders[1].give_way()  # offered already
     slots.release()  # the first holder keeps its word
     await reader.granted.wait()
     assert not any(holder.give_way() for holder in holders)  # only a caller that does not read

@@ -16,7 +16,10 @@ reading) keeps, and how far its provider runs ahead:
   provider; the next read gives the window back before it reads.
 
 A read in progress (waiting for the provider's next token) is not idle: only
-a connection whose reader stopped asking is shrunk.
+a connection whose reader stopped asking is shrunk. What the kernel received
+before the shrink stays in its buffer (kernel memory, not the server's): a
+fixed ``receive_buffer_bytes`` bounds that too, at the cost of speed (a small
+window stalls on delayed ACKs, worst on loopback).
 """
 
 from __future__ import annotations

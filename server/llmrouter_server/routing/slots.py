@@ -41,11 +41,12 @@ def _reads_everything() -> bool:
 class SlotUser:
     """One generation at the slots of its route's backends.
 
-    The slots ask it whether its caller reads (``reads``) and count the queues
-    it waits in (``queued``); the generation says whether it is in an attempt,
-    holding a slot (``holding``); its gate asks whether it should give its slot
-    to a generation whose caller reads (``give_way``) and is told when one may
-    have come (``watch``).
+    The slots ask it whether its caller reads (``reads``), count the queues it
+    waits in (``queued``) and tell it when it gets a slot (``took``); the
+    generation says when an attempt ends (``holding``); its gate asks whether
+    it should give its slot to a generation whose caller reads (``give_way``),
+    is told when one may have come (``watch``), and books its turn to look
+    (``wake``) so that one reader does not wake every holder.
     """
 
     def __init__(
@@ -60,28 +61,61 @@ class SlotUser:
         self.reads = reads
         self.queued = 0
         """Queues the generation waits in now."""
-        self.holding = False
-        """True while the generation holds a slot: set when it gets one, and by
-        the generation as its route's items come (an attempt's start and deltas,
-        not a failure or a queue position)."""
         self._slots = tuple(dict.fromkeys(slots))
+        self._held: set[Slots] = set()
+        self._waking: Slots | None = None
+
+    @property
+    def holding(self) -> bool:
+        """True while the generation holds a slot it could give: from when it gets
+        one (``took``) for as long as the generation says it is in the attempt
+        (an attempt's start and its deltas; a failure or a queue position ends it)."""
+        return bool(self._held)
+
+    @holding.setter
+    def holding(self, holding: bool) -> None:
+        if not holding:
+            self._held.clear()
+
+    def took(self, slots: Slots) -> None:
+        """The generation got a slot of ``slots``."""
+        self._held.add(slots)
 
     def wanted(self) -> bool:
         """True when a generation whose caller reads waits for a slot of a backend
         this one holds, with no slot offered to it yet, and this one waits for
         none. Cheap: as the queue was ranked at its last change; ``give_way`` looks
         again."""
-        return self._free() and any(slots.wanted() for slots in self._slots)
+        return self._free() and any(slots.wanted() for slots in self._held)
+
+    def wake(self) -> bool:
+        """Books this holder's turn to look whether to give way (``wanted``, and no
+        other holder booked for that reader yet); True when booked: ``give_way``
+        or ``unwake`` must follow."""
+        if self._waking is None and self._free():
+            for slots in self._held:
+                if slots.wanted():
+                    slots.waking += 1
+                    self._waking = slots
+                    return True
+        return False
+
+    def unwake(self) -> None:
+        """Gives a booked turn back (the holder looked, or no longer needs to)."""
+        if self._waking is not None:
+            self._waking.waking -= 1
+            self._waking = None
 
     def give_way(self) -> bool:
         """True when a generation whose caller reads waits for a slot of a backend
         this one may hold, and no other holder has offered it theirs yet: this one
         offers (``Slots.offer``) and must then give its slot back."""
-        return self._free() and any(slots.offer() for slots in self._slots)
+        self.unwake()
+        return self._free() and any(slots.offer() for slots in self._held)
 
     def _free(self) -> bool:
         """True when the generation holds a slot to give, and waits for none."""
-        return self.holding and not self.queued
+        return bool(self._held) and not self.queued
 
     def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Calls ``callback`` whenever a generation joins the queue of one of these
@@ -147,6 +181,8 @@ class Slots:
         self.in_use = 0
         self.watchers: set[Callable[[], None]] = set()
         """Called when a generation joins the queue or a slot is handed over."""
+        self.waking = 0
+        """Holders woken to look whether to give way (``SlotUser.wake``)."""
         self._readers = 0
         self._offered = 0
         self._waiters: deque[_Waiter] = deque()
@@ -163,8 +199,8 @@ class Slots:
 
     def wanted(self) -> bool:
         """True when, as ranked at the last change, a waiter whose caller reads has
-        no slot offered to it yet."""
-        return self._readers > self._offered
+        no slot offered to it, nor a holder on its way to offer one."""
+        return self._readers > self._offered + self.waking
 
     def offer(self) -> bool:
         """A holder offers its slot to a waiter whose caller reads: True when such a
@@ -203,7 +239,7 @@ class Slots:
         if self.in_use < self.limit and not self._waiters:
             self.in_use += 1
             if claim.user is not None:
-                claim.user.holding = True
+                claim.user.took(self)
             return
         if checked:
             self._check(claim)
@@ -229,7 +265,7 @@ class Slots:
             self._left(waiter)
             self.in_use += 1
             if waiter.user is not None:
-                waiter.user.holding = True  # even before it pulls again
+                waiter.user.took(self)  # holds it even before it pulls again
             waiter.granted.set_result(None)
             self._rank()
             self._tell_watchers()

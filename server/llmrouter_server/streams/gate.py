@@ -12,11 +12,12 @@ whose caller has left an event unread for ``release_contended_after`` gives
 way to such a waiter even before its window is full, and continues only once
 its caller has read what it had.
 
-Both limits count from when the producer stopped or the caller stopped
-reading, whichever came first: a generation stalled that long already gives
-its slot back as soon as a reader queues for it. A caller that keeps reading
-is never stalled that long: its gate opens again as soon as it has read half
-a window.
+``release_contended_after`` counts from when the producer stopped or its
+caller stopped reading, whichever came first: a generation stalled that long
+already gives its slot back as soon as a reader queues for it. One holder
+gives way per waiting reader (``SlotUser.give_way``); the others keep their
+slots while nobody else wants them. A caller that keeps reading is not
+stalled that long: its gate opens again once it has read half a window.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from collections.abc import Callable
 
 from llmrouter_server.routing.slots import SlotUser
 from llmrouter_server.streams.log import Cursor, ReplayLog
+
+LOOK_AFTER_SECONDS = 0.001
+"""How long after a reader queues a holder due to give way looks whether it
+reads: time for the reader's writer to take its ``started`` and ``queued``
+events, appended as it queued (until then it seems not to read)."""
 
 CALLER_POLL_SECONDS = 0.25
 """How often a generation that gave way to a reader looks whether its caller
@@ -107,7 +113,8 @@ class Gate:
         self._unpaused.set()
 
     def is_open(self) -> bool:
-        """True when the producer may pull now (paused or window: not a reader waiting)."""
+        """True when neither a pause nor a lossless consumer's window holds the
+        producer (whether to give way to a reader is weighed in ``passes``)."""
         return self._unpaused.is_set() and not self._log.blocked()
 
     async def passes(self) -> bool:
@@ -125,20 +132,24 @@ class Gate:
         deadline = now + self._release_after
         contended = now - self._unread_for() + self._contended_after
         check_now = True
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline) as timer:
-                    unwatch = self._watch(timer, contended, check_now=check_now)
-                    try:
-                        await self.wait()
-                    finally:
-                        unwatch()
-            except TimeoutError:
-                if loop.time() >= deadline or self._give_way():
-                    return False
-                check_now = False  # only waiters that do not read: wait for the next one
-                continue
-            return True
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline) as timer:
+                        unwatch = self._watch(timer, contended, check_now=check_now)
+                        try:
+                            await self.wait()
+                        finally:
+                            unwatch()
+                except TimeoutError:
+                    if loop.time() >= deadline or self._give_way():
+                        return False
+                    check_now = False  # only waiters that do not read: wait for the next
+                    continue
+                return True
+        finally:
+            if self._user is not None:
+                self._user.unwake()  # woken, then opened (or cancelled) before it looked
 
     async def wait(self) -> None:
         """Waits, however long, until the producer may pull (after giving way to a
@@ -174,14 +185,19 @@ class Gate:
         """Brings the timer forward to ``contended`` once a generation whose caller
         reads waits (looked at again when the timer fires)."""
         user = self._user
+        loop = asyncio.get_running_loop()
         if user is None or contended >= (timer.when() or float("inf")):
             return _nothing
 
         def check() -> None:
             when = timer.when()
-            later = when is None or contended < when
-            if later and not timer.expired() and user.wanted():
-                timer.reschedule(contended)
+            if timer.expired() or (when is not None and when <= contended):
+                return  # already due then
+            if contended > loop.time():
+                if user.wanted():
+                    timer.reschedule(contended)  # looks then
+            elif user.wake():  # due now: one holder per reader looks, a moment later
+                timer.reschedule(loop.time() + LOOK_AFTER_SECONDS)
 
         if check_now:
             check()

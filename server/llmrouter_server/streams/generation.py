@@ -290,7 +290,8 @@ class Generation:
                     except StopAsyncIteration:
                         return True
                     # In an attempt (its slot held) from its start to its failure.
-                    self._slots.holding = isinstance(item, _IN_ATTEMPT)
+                    if not isinstance(item, _IN_ATTEMPT):
+                        self._slots.holding = False
                     if self._record(item):
                         self.tally.stop_sequence()
                         return True
