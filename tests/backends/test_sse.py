@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llmrouter_server.backends.sse import ServerSentEvent, read_events
+from llmrouter_server.backends.sse import ServerSentEvent, read_batches
 
 BODY = (
     b": a comment\r\n"
@@ -23,6 +23,11 @@ EVENTS = [
 ]
 
 
+async def _events(chunks: AsyncIterator[bytes]) -> list[ServerSentEvent]:
+    """Every event of every batch, in order."""
+    return [event async for batch in read_batches(chunks) for event in batch]
+
+
 async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
     for index in range(0, len(body), size):
         yield body[index : index + size]
@@ -30,11 +35,11 @@ async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 4096])
 async def test_events_are_the_same_however_the_body_is_split(size: int) -> None:
-    assert [event async for event in read_events(_chunks(BODY, size))] == EVENTS
+    assert await _events(_chunks(BODY, size)) == EVENTS
 
 
 async def test_an_unterminated_last_event_is_not_dispatched() -> None:
-    events = [e async for e in read_events(_chunks(b"data: a\n\ndata: partial", 4))]
+    events = await _events(_chunks(b"data: a\n\ndata: partial", 4))
 
     assert events == [ServerSentEvent("a")]
 
@@ -59,12 +64,12 @@ LF_EVENTS = [
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 4096])
 async def test_lf_only_streams_take_whole_events_per_read_with_the_same_result(size: int) -> None:
-    assert [event async for event in read_events(_chunks(LF_BODY, size))] == LF_EVENTS
+    assert await _events(_chunks(LF_BODY, size)) == LF_EVENTS
 
 
 async def test_a_cr_after_lf_only_events_switches_to_lines_without_losing_any() -> None:
     body = LF_BODY.replace(b"data: [DONE]\n\n", b"data: x\r\n\r\ndata: [DONE]\r\n\r\n")
 
-    events = [event async for event in read_events(_chunks(body, 9))]
+    events = await _events(_chunks(body, 9))
 
     assert events == [*LF_EVENTS[:-1], ServerSentEvent("x"), ServerSentEvent("[DONE]")]

@@ -31,14 +31,6 @@ class ServerSentEvent:
     """The ``event:`` name."""
 
 
-async def read_events(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
-    """Yields the events of an SSE body one by one (see ``read_batches``)."""
-    async with aclosing(read_batches(chunks)) as batches:
-        async for batch in batches:
-            for event in batch:
-                yield event
-
-
 async def read_batches(
     chunks: AsyncIterable[bytes],
 ) -> AsyncGenerator[list[ServerSentEvent], None]:
