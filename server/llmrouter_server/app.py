@@ -31,17 +31,22 @@ from llmrouter.v1 import service_pb2, service_pb2_grpc
 from llmrouter_server.api.auth import interceptors
 from llmrouter_server.api.health import RouteHealth
 from llmrouter_server.api.health_service import HealthServicer
+from llmrouter_server.api.lookups import Lookups
 from llmrouter_server.api.reflection_service import enable_reflection
 from llmrouter_server.api.servicer import RouterServicer
+from llmrouter_server.auth.keys import Authenticator
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.backends.build import build_backends
 from llmrouter_server.config import Config
+from llmrouter_server.gateway.methods import router_methods
+from llmrouter_server.gateway.server import PATH as GATEWAY_PATH
+from llmrouter_server.gateway.server import Gateway
 from llmrouter_server.routing.router import Router, build_router
 from llmrouter_server.streams.service import Generations
 from llmrouter_server.telemetry.logs import LogObserver
 from llmrouter_server.telemetry.setup import Telemetry
 from llmrouter_server.telemetry.stats import StatsObserver
-from llmrouter_server.transport import ServerTLS, describe, exposure_warning, listen
+from llmrouter_server.transport import ServerTLS, describe, exposure_warning, is_loopback, listen
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +84,13 @@ class RunningServer:
     every generation end first (telemetry's exporters, the metrics HTTP server).
     Each should return within a fraction of a second: the process exits within
     the grace period and one second."""
+    gateway: Gateway | None = None
+    """The WebSocket gateway; None unless ``gateway.port`` is set."""
+
+    @property
+    def gateway_port(self) -> int | None:
+        """The gateway's bound port; None when it is off."""
+        return None if self.gateway is None else self.gateway.port
 
     def reload(self) -> None:
         """Re-reads what can change while serving (SIGHUP): the TLS files."""
@@ -102,7 +114,10 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         drained = await self.generations.shut_down(grace)
         self.health.close()
-        await self.server.stop(_FLUSH_SECONDS)
+        stopping = [self.server.stop(_FLUSH_SECONDS)]
+        if self.gateway is not None:
+            stopping.append(self.gateway.stop(_FLUSH_SECONDS))
+        await asyncio.gather(*stopping)
         await self.generations.close()
         for close in self.closers:
             try:
@@ -143,16 +158,18 @@ async def start_server(
     stats = StatsObserver(config.telemetry.stats_window_seconds)
     observers = [*telemetry.observers, stats, LogObserver()]
     generations = Generations(router, config.limits, config.streams, observers)
+    authenticator = Authenticator(config.auth) if config.auth is not None else None
     server = grpc.aio.server(
-        interceptors=interceptors(config),
+        interceptors=interceptors(config, authenticator),
         options=[
             ("grpc.max_receive_message_length", config.server.max_receive_message_bytes),
             ("grpc.max_concurrent_streams", config.limits.max_calls_per_connection),
             ("grpc.so_reuseport", 0),
         ],
     )
+    lookups = Lookups(generations, stats)
     service_pb2_grpc.add_RouterServiceServicer_to_server(
-        RouterServicer(generations, open_access=config.auth is None, stats=stats), server
+        RouterServicer(generations, lookups, open_access=config.auth is None), server
     )
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -164,8 +181,21 @@ async def start_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     route_health = RouteHealth(health_servicer, generations.router.routes())
     await route_health.start()
+    gateway = None
+    if config.gateway.port is not None:
+        host = config.gateway.host or config.server.host
+        methods = router_methods(generations, lookups)
+        gateway = Gateway(config.gateway, host, methods, authenticator)
+        await gateway.start()
     return RunningServer(
-        server, port, health_servicer, generations, route_health, tls, [telemetry.shutdown]
+        server,
+        port,
+        health_servicer,
+        generations,
+        route_health,
+        tls,
+        [telemetry.shutdown],
+        gateway,
     )
 
 
@@ -187,6 +217,18 @@ async def serve(config: Config) -> None:
     warning = exposure_warning(config, running.port)
     if warning is not None:
         logger.warning(warning)
+    if running.gateway is not None:
+        host = config.gateway.host or config.server.host
+        logger.info(
+            "gateway on http://%s:%d: WebSocket at %s, the chat page at /",
+            host, running.gateway.port, GATEWAY_PATH,
+        )  # fmt: skip
+        if config.auth is None and not is_loopback(host):
+            logger.warning(
+                "the gateway listens on %s without auth: any page allowed by "
+                "gateway.allowed_origins, and any non-browser client, can use it",
+                host,
+            )
     stop = asyncio.Event()
     handlers = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set, signal.SIGHUP: running.reload}
     loop = asyncio.get_running_loop()

@@ -48,6 +48,7 @@ from llmrouter_server.config_access import (
     TLSConfig as TLSConfig,
 )
 from llmrouter_server.config_base import Section as _Section
+from llmrouter_server.config_gateway import GatewayConfig
 from llmrouter_server.errors import ConfigError
 from llmrouter_server.values import MidStreamAction, RoutePolicy
 from llmrouter_server.yaml_strict import DuplicateKey, StrictLoader
@@ -373,6 +374,8 @@ class Config(BaseSettings):
     """TLS (and mutual TLS); unset serves plaintext."""
     auth: AuthConfig | None = None
     """Authentication and tenancy; unset lets every caller see everything."""
+    gateway: GatewayConfig = GatewayConfig()
+    """The WebSocket gateway for browsers; off unless ``gateway.port`` is set."""
 
     @classmethod
     def settings_customise_sources(

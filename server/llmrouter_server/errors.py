@@ -182,6 +182,12 @@ class Unavailable(RouterError):
         self.retry_after = retry_after
 
 
+class DeadlineExceeded(RouterError):
+    """The call's own deadline passed (a gateway call's ``timeoutMs``)."""
+
+    reason = "DEADLINE_EXCEEDED"
+
+
 class Internal(RouterError):
     """A bug: the server failed in a way it did not expect."""
 

@@ -132,7 +132,7 @@ def exposure_warning(config: Config, port: int) -> str | None:
     section and no client certificates required.
     """
     mutual = config.tls is not None and config.tls.client_ca_file is not None
-    if config.auth is not None or mutual or _is_loopback(config.server.host):
+    if config.auth is not None or mutual or is_loopback(config.server.host):
         return None
     return EXPOSED_WARNING.format(host=config.server.host, port=port)
 
@@ -145,7 +145,8 @@ def listen(server: grpc.aio.Server, config: ServerConfig, tls: ServerTLS | None)
     return server.add_secure_port(address, tls.credentials)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (brackets around IPv6 allowed)."""
     host = host.strip("[]")
     if host == "localhost":
         return True

@@ -589,7 +589,9 @@ async def test_fuzzed_requests_get_documented_answers_and_nothing_else_breaks(
     tally = Tally()
     interceptors = app_module.interceptors
     monkeypatch.setattr(
-        app_module, "interceptors", lambda config: [StatusRecorder(tally), *interceptors(config)]
+        app_module,
+        "interceptors",
+        lambda config, *keys: [StatusRecorder(tally), *interceptors(config, *keys)],
     )
     alongside_backend = SteppedBackend()
     backends = {

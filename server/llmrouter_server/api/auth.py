@@ -51,17 +51,21 @@ def caller(open_access: bool) -> Principal:
     return principal
 
 
-def interceptors(config: Config) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+def interceptors(
+    config: Config, authenticator: Authenticator | None = None
+) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     """The server's interceptors for this configuration, outermost first.
 
     Request parsing (``decoding``) is always on, inside authentication: a
-    caller is identified before anything it sent is looked at.
+    caller is identified before anything it sent is looked at. With ``auth``,
+    ``authenticator`` (one the gateway shares) or a new one checks the keys.
     """
     decoding: grpc.aio.ServerInterceptor[Any, Any] = DecodingInterceptor()
     if config.auth is None:
         return [decoding]
     public = frozenset(config.auth.public_services)
-    return [AuthInterceptor(Authenticator(config.auth), public), decoding]
+    keys = authenticator or Authenticator(config.auth)
+    return [AuthInterceptor(keys, public), decoding]
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] # generic in the stubs only

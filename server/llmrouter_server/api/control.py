@@ -9,7 +9,7 @@ second task. A bug in either task ends the call with INTERNAL (``tasks``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 
 from llmrouter.v1 import operations_pb2 as ops_pb
 from llmrouter.v1 import service_pb2 as svc_pb
@@ -35,7 +35,7 @@ async def control(
     generations: Generations,
     principal: Principal,
     requests: Requests,
-) -> AsyncIterator[Reply]:
+) -> AsyncGenerator[Reply, None]:
     """Serves one Control call: a reply per command, then pushed state changes.
 
     Raises:

@@ -48,10 +48,15 @@ class Undecodable:
     """The message type, e.g. ``ListStreamsRequest``."""
     detail: str
     """What the parser said, for the server's debug log only."""
+    field: str = ""
+    """The field the client is told about; the type name when empty."""
+    message: str = "the message could not be decoded"
+    """What the client is told: binary protobuf errors say nothing useful, the
+    JSON parser's (the gateway's) name the field."""
 
     def error(self) -> InvalidArgument:
         """The error a client gets for this message."""
-        return InvalidArgument(self.type_name, "the message could not be decoded")
+        return InvalidArgument(self.field or self.type_name, self.message)
 
 
 def decoded(request: _Request | Undecodable) -> _Request:

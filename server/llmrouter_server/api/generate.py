@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -22,7 +21,6 @@ from llmrouter.v1 import service_pb2 as svc_pb
 
 from llmrouter_server.api import decode, encode
 from llmrouter_server.api.decoding import Undecodable, decoded
-from llmrouter_server.api.status import Context, abort
 from llmrouter_server.api.tasks import guarded
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import (
@@ -50,21 +48,21 @@ async def generate(
     generations: Generations,
     principal: Principal,
     requests: Requests,
-    context: Context,
-) -> AsyncIterator[svc_pb.GenerateResponse]:
-    """Serves one Generate call.
+    deadline: float | None,
+    trace: tuple[tuple[str, str], ...],
+) -> AsyncGenerator[svc_pb.GenerateResponse, None]:
+    """Serves one Generate call; ``deadline`` is the call's, on ``time.monotonic``.
 
-    grpc.aio awaits each write before asking for the next response, and the
-    caller's cursor holds the producer back once it lags by a window, so a
-    slow reader slows the backend instead of filling memory.
+    The transport (grpc.aio, the gateway) awaits each write before asking for
+    the next response, and the caller's cursor holds the producer back once it
+    lags by a window, so a slow reader slows the backend instead of filling
+    memory. Closing the iteration early (the caller went away) applies the
+    generation's disconnect policy.
+
+    Raises:
+        RouterError: The call's end: the first request failed, or the generation did.
     """
-    try:
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.monotonic() + remaining
-        trace = decode.trace_metadata(context.invocation_metadata())
-        generation, cursor = await _open(generations, principal, requests, deadline, trace)
-    except RouterError as error:
-        await abort(context, error)
+    generation, cursor = await _open(generations, principal, requests, deadline, trace)
 
     async def fail(error: RouterError) -> None:
         cursor.fail(error.at(generation.stream_id, cursor.offset))
@@ -76,8 +74,6 @@ async def generate(
     try:
         async for response in _responses(cursor, rejections):
             yield response
-    except RouterError as error:
-        await abort(context, error)
     finally:
         steering.cancel()
         generation.close_owner(cursor)

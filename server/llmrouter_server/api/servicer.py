@@ -11,49 +11,38 @@ whose bytes did not parse is an ``Undecodable``, answered INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
-from llmrouter_server.api import decode, encode
+from llmrouter_server.api import decode
 from llmrouter_server.api.auth import caller
 from llmrouter_server.api.control import control
 from llmrouter_server.api.decoding import Undecodable, decoded
 from llmrouter_server.api.generate import generate
-from llmrouter_server.api.stats import stats_response
+from llmrouter_server.api.lookups import Lookups
 from llmrouter_server.api.status import Context, abort
 from llmrouter_server.api.subscribe import subscribe
 from llmrouter_server.auth.principal import Principal
-from llmrouter_server.errors import InvalidArgument, RouterError, Unimplemented
+from llmrouter_server.errors import RouterError
 from llmrouter_server.streams.service import Generations
-from llmrouter_server.telemetry.stats import StatsObserver
 
-DEFAULT_PAGE_SIZE = 100
-"""ListStreams page size when the request gives none."""
-
-MAX_RECENT_EVENTS = 1000
-"""Most events GetStream returns."""
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 class RouterServicer(svc_grpc.RouterServiceServicer):
     """Serves ``llmrouter.v1.RouterService`` over the domain's ``Generations``."""
 
-    def __init__(
-        self,
-        generations: Generations,
-        *,
-        open_access: bool,
-        stats: StatsObserver | None = None,
-    ) -> None:
-        """Serves ``generations``; ``open_access`` when the server runs without ``auth``.
-
-        ``stats`` answers GetStats; it must be one of ``generations``' observers.
-        Without it GetStats is UNIMPLEMENTED.
-        """
+    def __init__(self, generations: Generations, lookups: Lookups, *, open_access: bool) -> None:
+        """Serves ``generations`` and the ``lookups`` over them; ``open_access`` when
+        the server runs without ``auth``."""
         self._generations = generations
         self._open = open_access
-        self._stats = stats
+        self._lookups = lookups
 
     def _caller(self) -> Principal:
         return caller(self._open)
@@ -64,9 +53,17 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         context: Context,
     ) -> AsyncIterator[svc_pb.GenerateResponse]:
         """Starts (or re-attaches to) a generation and streams its events."""
-        principal = self._caller()
-        async for response in generate(self._generations, principal, request_iterator, context):
-            yield response
+        try:
+            principal = self._caller()
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else time.monotonic() + remaining
+            trace = decode.trace_metadata(context.invocation_metadata())
+            async for response in generate(
+                self._generations, principal, request_iterator, deadline, trace
+            ):
+                yield response
+        except RouterError as error:
+            await abort(context, error)
 
     async def Control(  # noqa: N802 - the RPC's name
         self,
@@ -96,64 +93,34 @@ class RouterServicer(svc_grpc.RouterServiceServicer):
         self, request: svc_pb.ListModelsRequest | Undecodable, context: Context
     ) -> svc_pb.ListModelsResponse:
         """Lists the configured routes."""
-        try:
-            decoded(request)
-        except RouterError as error:
-            await abort(context, error)
-        router = self._generations.router
-        return encode.list_models_response(router.routes(), router.default_route)
+        return await _unary(self._lookups.list_models, self._caller, request, context)
 
     async def ListStreams(  # noqa: N802 - the RPC's name
         self, request: svc_pb.ListStreamsRequest | Undecodable, context: Context
     ) -> svc_pb.ListStreamsResponse:
         """Lists running and retained generations, newest first, a page at a time."""
-        try:
-            query = decoded(request)
-            start = _page_start(query.page_token)
-            states = decode.states(query.states, "ListStreamsRequest.states")
-        except RouterError as error:
-            await abort(context, error)
-        statuses = self._generations.statuses(self._caller(), states)
-        size = query.page_size or DEFAULT_PAGE_SIZE
-        page = statuses[start : start + size]
-        more = start + size < len(statuses)
-        return svc_pb.ListStreamsResponse(
-            streams=[encode.stream_status(status) for status in page],
-            next_page_token=str(start + size) if more else "",
-        )
+        return await _unary(self._lookups.list_streams, self._caller, request, context)
 
     async def GetStream(  # noqa: N802 - the RPC's name
         self, request: svc_pb.GetStreamRequest | Undecodable, context: Context
     ) -> svc_pb.GetStreamResponse:
         """Describes one generation and returns its recent events."""
-        try:
-            query = decoded(request)
-            count = min(query.recent_events, MAX_RECENT_EVENTS)
-            status, recent = self._generations.describe(self._caller(), query.stream_id, count)
-        except RouterError as error:
-            await abort(context, error)
-        return svc_pb.GetStreamResponse(
-            status=encode.stream_status(status),
-            recent_events=[encode.stream_event(event) for event in recent],
-        )
+        return await _unary(self._lookups.get_stream, self._caller, request, context)
 
     async def GetStats(  # noqa: N802 - the RPC's name
         self, request: svc_pb.GetStatsRequest | Undecodable, context: Context
     ) -> svc_pb.GetStatsResponse:
         """Reports counters since the start and figures over the recent window."""
-        try:
-            query = decoded(request)
-            if self._stats is None:
-                raise Unimplemented("llmrouter.v1.RouterService/GetStats is not enabled")
-            report = self._stats.report(self._caller(), self._generations.router, query.model)
-        except RouterError as error:
-            await abort(context, error)
-        return stats_response(report)
+        return await _unary(self._lookups.get_stats, self._caller, request, context)
 
 
-def _page_start(token: str) -> int:
-    if not token:
-        return 0
-    if not (token.isascii() and token.isdigit()):  # str.isdigit() also takes "²", int() not
-        raise InvalidArgument("ListStreamsRequest.page_token", "is not a token this server gave")
-    return int(token)
+async def _unary(
+    lookup: Callable[[Principal, RequestT], ResponseT],
+    caller: Callable[[], Principal],
+    request: RequestT | Undecodable,
+    context: Context,
+) -> ResponseT:
+    try:
+        return lookup(caller(), decoded(request))
+    except RouterError as error:
+        await abort(context, error)

@@ -37,6 +37,7 @@ _CODES: dict[type[errors.RouterError], grpc.StatusCode] = {
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Cancelled: grpc.StatusCode.CANCELLED,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Internal: grpc.StatusCode.INTERNAL,
     errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
@@ -71,12 +72,16 @@ def _backend_code(error: errors.BackendError) -> grpc.StatusCode:
     return grpc.StatusCode.INVALID_ARGUMENT
 
 
-def to_status(error: errors.RouterError) -> grpc.Status:
-    """The status, message and rich details of a domain error."""
-    rich = status_pb2.Status(
+def rich_status(error: errors.RouterError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of a domain error: code, message and rich details."""
+    return status_pb2.Status(
         code=status_code(error).value[0], message=error.message, details=details(error)
     )
-    return rpc_status.to_status(rich)
+
+
+def to_status(error: errors.RouterError) -> grpc.Status:
+    """The status, message and rich details of a domain error, for grpc's abort."""
+    return rpc_status.to_status(rich_status(error))
 
 
 def details(error: errors.RouterError) -> list[any_pb2.Any]:

@@ -14,7 +14,7 @@ INTERNAL (``tasks``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from llmrouter.v1 import operations_pb2 as ops_pb
@@ -146,7 +146,7 @@ async def subscribe(
     generations: Generations,
     principal: Principal,
     requests: Requests,
-) -> AsyncIterator[Item]:
+) -> AsyncGenerator[Item, None]:
     """Serves one Subscribe call.
 
     Raises:
