@@ -2,7 +2,7 @@
  * ChatSession: a conversation that keeps its message history and settings.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { RouterClient } from "./client.js";
+import type { BaseClient } from "./base.js";
 import { FinishReason } from "./gen/llmrouter/v1/events_pb.js";
 import { ChatRole, type ChatMessageSchema, type SamplingParamsSchema } from "./gen/llmrouter/v1/generation_pb.js";
 import type { Generation } from "./generation.js";
@@ -29,11 +29,11 @@ export interface ChatOptions {
  * session runs one turn at a time.
  */
 export class ChatSession {
-  readonly #client: RouterClient;
+  readonly #client: BaseClient;
   readonly #options: ChatOptions;
   readonly #messages: ChatMessageInit[] = [];
 
-  constructor(client: RouterClient, options: ChatOptions) {
+  constructor(client: BaseClient, options: ChatOptions) {
     this.#client = client;
     this.#options = options;
     if (options.system) {

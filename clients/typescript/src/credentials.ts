@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import type { SecureClientSessionOptions } from "node:http2";
 import type { Interceptor } from "@connectrpc/connect";
+import { checkKey } from "./apikey.js";
 
 /** TLS for the connection a RouterClient opens: PEM contents, as Node's tls options take them. */
 export interface TLSOptions {
@@ -56,10 +57,7 @@ export function sessionOptions(tls: TLSOptions): SecureClientSessionOptions {
  * printable ASCII without spaces.
  */
 export function bearerKey(key: string): Interceptor {
-  if (!/^[\x21-\x7e]+$/.test(key)) {
-    throw new TypeError("the API key must be printable ASCII without spaces or newlines");
-  }
-  const value = `Bearer ${key}`;
+  const value = `Bearer ${checkKey(key)}`;
   return (next) => (request) => {
     request.header.set("authorization", value);
     return next(request);

@@ -41,8 +41,11 @@ export type RetryInfo = Message<"google.rpc.RetryInfo"> & {
   retryDelay?: Duration;
 };
 
+// jsonName as protoc fills it in: the proto3 JSON name, read when the
+// WebSocket gateway sends the details as JSON.
 const field = (name: string, number: number, type: Type, typeName?: string) => ({
   name,
+  jsonName: name.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase()),
   number,
   type,
   typeName,
@@ -96,7 +99,8 @@ const errorDetails = create(FileDescriptorProtoSchema, {
   ],
 });
 
-const registry = createFileRegistry(errorDetails, (name) =>
+/** The google.rpc detail messages, for reading them from JSON as well. */
+export const registry = createFileRegistry(errorDetails, (name) =>
   name === file_google_protobuf_duration.proto.name ? file_google_protobuf_duration : undefined,
 );
 

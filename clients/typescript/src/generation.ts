@@ -13,7 +13,7 @@ import {
 } from "./gen/llmrouter/v1/generation_pb.js";
 import { type GenerateRequest, GenerateRequestSchema, type RouterService } from "./gen/llmrouter/v1/service_pb.js";
 import { AsyncQueue } from "./queue.js";
-import { Credits, Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
+import { Credits, Cursor, type ReconnectPolicy, reconnectDelay, wait } from "./reconnect.js";
 
 /** What a generation is started with: the generated StartGeneration, as an init object. */
 export type StartRequest = MessageInitShape<typeof StartGenerationSchema>;
@@ -51,7 +51,9 @@ function resultOf(text: string, completed: Completed): GenerationResult {
  * detach TTL, a server shutdown), the iteration ends normally with a completed
  * event whose finish reason is CANCELLED (see cancel()). pause(), resume(),
  * cancel() and grant() may be called at any time; they queue their request and
- * return, and do nothing once the call has ended.
+ * return, and do nothing once the generation has ended. With a ReconnectPolicy,
+ * those sent while a lost call waits to be re-attached go after the re-attach
+ * request.
  */
 export class Generation implements AsyncIterable<StreamEvent> {
   readonly #rpc: Client<typeof RouterService>;
@@ -59,8 +61,14 @@ export class Generation implements AsyncIterable<StreamEvent> {
   readonly #abort = new AbortController();
   #requests = new AsyncQueue<GenerateRequest>();
   #attempts = 0;
-  /** True while the call is a re-attach that has delivered nothing yet. */
+  /** True while the call is a re-attach the server has not answered yet. */
   #attaching = false;
+  /** True from a lost call until its re-attach is queued: steering waits in #held. */
+  #down = false;
+  /** Steering to send after the next re-attach request, oldest first. */
+  #held: GenerateRequest[] = [];
+  /** Steering sent after a re-attach the server has not answered yet: it is held again if the attach fails. */
+  #sentAfterAttach: GenerateRequest[] = [];
   #events: AsyncGenerator<StreamEvent, void> | undefined;
   readonly #cursor: Cursor;
   readonly #credits: Credits;
@@ -70,6 +78,13 @@ export class Generation implements AsyncIterable<StreamEvent> {
   readonly #rejected: RouterError[] = [];
   /** Called with the whole text when the completed event arrives. */
   onCompleted: ((result: GenerationResult) => void) | undefined;
+  /**
+   * Called when the call was lost and the generation is about to wait and
+   * re-attach (ReconnectPolicy), with the error that ended the call and the
+   * attempt number (from 1). Steering sent from then on goes after the
+   * re-attach request.
+   */
+  onLost: ((error: RouterError, attempt: number) => void) | undefined;
 
   constructor(rpc: Client<typeof RouterService>, first: FirstRequest, policy?: ReconnectPolicy, signal?: AbortSignal) {
     this.#rpc = rpc;
@@ -174,8 +189,24 @@ export class Generation implements AsyncIterable<StreamEvent> {
     this.#abort.abort();
   }
 
+  /**
+   * Queues a request on the call, or for after the re-attach while the call is
+   * down; false once the generation has ended.
+   */
   #send(action: MessageInitShape<typeof GenerateRequestSchema>["action"]): boolean {
-    return this.#requests.push(create(GenerateRequestSchema, { action }));
+    if (this.#abort.signal.aborted || this.#completed !== undefined) {
+      return false;
+    }
+    const request = create(GenerateRequestSchema, { action });
+    if (!this.#down && this.#requests.push(request)) {
+      if (this.#attaching) {
+        this.#sentAfterAttach.push(request);
+      }
+      return true;
+    }
+    // The call has ended: held until the generation re-attaches, or dropped with it.
+    this.#held.push(request);
+    return true;
   }
 
   async *#run(): AsyncGenerator<StreamEvent, void> {
@@ -194,11 +225,13 @@ export class Generation implements AsyncIterable<StreamEvent> {
           }
           const failure = RouterError.fromCall(error, this.#abort.signal);
           this.#attempts += 1;
-          const signal = this.#abort.signal;
-          if (
-            this.#streamId === "" ||
-            !(await waitToReconnect(this.#policy, failure, this.#attempts, signal, this.#attaching))
-          ) {
+          this.#lose();
+          const delay = reconnectDelay(this.#policy, failure, this.#attempts, this.#attaching);
+          if (this.#streamId === "" || delay === undefined) {
+            throw failure;
+          }
+          this.onLost?.(failure, this.#attempts);
+          if (!(await wait(delay, this.#abort.signal))) {
             throw failure;
           }
           this.#reattach();
@@ -211,11 +244,13 @@ export class Generation implements AsyncIterable<StreamEvent> {
 
   async *#call(): AsyncGenerator<StreamEvent, void> {
     for await (const response of this.#rpc.generate(this.#requests, { signal: this.#abort.signal })) {
+      // Any response means the server took the attach.
+      this.#attaching = false;
+      this.#sentAfterAttach = [];
       if (response.rejected !== undefined) {
         this.#rejected.push(RouterError.fromCommandError(response.rejected));
         continue;
       }
-      this.#attaching = false;
       const event = response.event;
       if (event !== undefined && this.#cursor.accept(event)) {
         this.#attempts = 0;
@@ -225,13 +260,37 @@ export class Generation implements AsyncIterable<StreamEvent> {
     }
   }
 
-  /** Replaces the request queue with one that starts with `attach`; later steering goes after it. */
-  #reattach(): void {
+  /**
+   * Marks the call as lost: steering it had not sent, or sent after a re-attach
+   * the server refused, is held for the next re-attach, before what is sent
+   * from now on.
+   */
+  #lose(): void {
+    this.#down = true;
     this.#requests.close();
+    const unsent = this.#attaching ? this.#sentAfterAttach : this.#requests.unread();
+    this.#held = [...unsent, ...this.#held];
+    this.#sentAfterAttach = [];
+  }
+
+  /**
+   * Replaces the request queue with one that starts with `attach`, followed by
+   * the held steering in order. Credits granted while the call was down are
+   * already counted into the attach's initial credits, so their grants are
+   * not sent again.
+   */
+  #reattach(): void {
     this.#requests = new AsyncQueue<GenerateRequest>();
     const attach = { streamId: this.#streamId, fromOffset: this.#cursor.next, flow: this.#credits.flow() };
-    this.#send({ case: "attach", value: attach });
+    this.#requests.push(create(GenerateRequestSchema, { action: { case: "attach", value: attach } }));
+    const steering = this.#held.filter(({ action }) => ["pause", "resume", "cancel"].includes(action.case ?? ""));
+    for (const request of steering) {
+      this.#requests.push(request);
+    }
+    this.#held = [];
+    this.#sentAfterAttach = steering;
     this.#attaching = true;
+    this.#down = false;
   }
 
   #record(event: StreamEvent): void {

@@ -7,16 +7,9 @@
  * Connect's gRPC transport for Node. The generated messages are re-exported
  * as `v1`. RouterClient's `apiKey` is sent on every call and its `tls`
  * (loadTLS reads PEM files) makes the connection TLS, mutual TLS with a
- * client certificate.
+ * client certificate. connect() reaches the gateway's WebSocket instead, as
+ * the browser entry does.
  */
-export { ChatSession, type ChatMessageInit, type ChatOptions } from "./chat.js";
+export * from "./common.js";
 export { RouterClient, type RouterClientOptions } from "./client.js";
-export { ControlChannel } from "./control.js";
 export { loadTLS, type TLSFiles, type TLSOptions } from "./credentials.js";
-export type { BadRequest, ErrorInfo, FieldViolation, RetryInfo } from "./details.js";
-export { RouterError } from "./errors.js";
-export { type AttachRequest, Generation, type GenerationResult, type StartRequest } from "./generation.js";
-export type { ReconnectPolicy } from "./reconnect.js";
-export { Subscription, type AddSubscriptionInit } from "./subscription.js";
-export { Code } from "@connectrpc/connect";
-export * as v1 from "./v1.js";

@@ -32,9 +32,13 @@ import {
  * The server may not have noticed yet that the lost call is gone when the
  * attach arrives; it then refuses it with FAILED_PRECONDITION, and that is
  * retried like UNAVAILABLE. Steering sent while the call is down (pause,
- * resume, cancel, grant) is dropped, not replayed. An UNAVAILABLE that carries
- * a RouteFailure is not a lost call but the generation's end (every attempt
- * its route allowed failed): it is thrown at once.
+ * resume, cancel) is queued and sent, in order, right after the re-attach
+ * request, and so is steering the lost call had not sent yet; credits granted
+ * meanwhile are counted into the attach's initial credits. Steering that
+ * followed a re-attach the server refused is sent again after the next one.
+ * An UNAVAILABLE that carries a RouteFailure is not a lost call but the
+ * generation's end (every attempt its route allowed failed): it is thrown at
+ * once.
  */
 export interface ReconnectPolicy {
   /** Re-attach attempts in a row without an event in between; 0 disables reconnecting. */
@@ -57,23 +61,26 @@ export function detachPolicy(policy: ReconnectPolicy): DisconnectPolicy {
 }
 
 /**
- * Waits before attempt number `attempt` (counting from 1) when `error` allows
- * another one; resolves false when the caller must give up instead.
+ * The wait before re-attempt number `attempt` (counting from 1) when `error`
+ * allows another one; undefined when the caller must give up instead.
  * `attaching` says the error ended a re-attach before it delivered anything.
  */
-export async function waitToReconnect(
+export function reconnectDelay(
   policy: ReconnectPolicy | undefined,
   error: RouterError,
   attempt: number,
-  signal: AbortSignal,
   attaching = false,
-): Promise<boolean> {
+): number | undefined {
   const lost = error.code === Code.Unavailable && error.routeFailure === undefined;
   const retryable = lost || (attaching && error.code === Code.FailedPrecondition);
   if (policy === undefined || attempt > policy.maxAttempts || !retryable) {
-    return false;
+    return undefined;
   }
-  const delay = Math.min((policy.backoffMs ?? 100) * 2 ** (attempt - 1), policy.maxBackoffMs ?? 2_000);
+  return Math.min((policy.backoffMs ?? 100) * 2 ** (attempt - 1), policy.maxBackoffMs ?? 2_000);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts; true unless it aborted. */
+export async function wait(ms: number, signal: AbortSignal): Promise<boolean> {
   await new Promise<void>((resolve) => {
     const stop = () => {
       clearTimeout(timer);
@@ -82,7 +89,7 @@ export async function waitToReconnect(
     const timer = setTimeout(() => {
       signal.removeEventListener("abort", stop);
       resolve();
-    }, delay);
+    }, ms);
     signal.addEventListener("abort", stop, { once: true });
   });
   return !signal.aborted;

@@ -12,7 +12,7 @@ import {
   type SubscribeResponse,
 } from "./gen/llmrouter/v1/service_pb.js";
 import { AsyncQueue } from "./queue.js";
-import { Credits, Cursor, type ReconnectPolicy, waitToReconnect } from "./reconnect.js";
+import { Credits, Cursor, type ReconnectPolicy, reconnectDelay, wait } from "./reconnect.js";
 
 /** What add() takes: the generated AddSubscription, as an init object. */
 export type AddSubscriptionInit = MessageInitShape<typeof AddSubscriptionSchema>;
@@ -21,8 +21,8 @@ export type AddSubscriptionInit = MessageInitShape<typeof AddSubscriptionSchema>
 interface Following {
   add: AddSubscriptionInit;
   credits: Credits;
-  /** Added again on a new call: its next `added` item is not delivered. */
-  readded: boolean;
+  /** Its `added` item was delivered: the one a re-add brings is not. */
+  announced: boolean;
 }
 
 /**
@@ -58,7 +58,7 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
 
   /** Follows a generation from `fromOffset` (0 replays it from the start). */
   add(add: AddSubscriptionInit): void {
-    this.#active.set(add.streamId ?? "", { add, credits: new Credits(add.flow), readded: false });
+    this.#active.set(add.streamId ?? "", { add, credits: new Credits(add.flow), announced: false });
     this.#send({ case: "add", value: add });
   }
 
@@ -68,11 +68,16 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
     this.#send({ case: "remove", value: { streamId } });
   }
 
-  /** Allows `credits` more events on one subscription (CREDIT flow mode). */
+  /**
+   * Allows `credits` more events on one subscription (CREDIT flow mode).
+   * While the call is down they are counted into the credits it is added
+   * again with.
+   */
   grant(streamId: string, credits: number): void {
-    if (this.#send({ case: "grant", value: { streamId, credits } })) {
+    if (!this.#abort.signal.aborted) {
       this.#active.get(streamId)?.credits.grant(credits);
     }
+    this.#send({ case: "grant", value: { streamId, credits } });
   }
 
   /** Says no more requests follow: the call then ends once every subscription has ended. */
@@ -108,7 +113,8 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
         } catch (error) {
           const failure = RouterError.fromCall(error, this.#abort.signal);
           this.#attempts += 1;
-          if (!(await waitToReconnect(this.#policy, failure, this.#attempts, this.#abort.signal))) {
+          const delay = reconnectDelay(this.#policy, failure, this.#attempts);
+          if (delay === undefined || !(await wait(delay, this.#abort.signal))) {
             throw failure;
           }
           this.#resubscribe();
@@ -136,7 +142,6 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
       const cursor = this.#cursors.get(streamId);
       const fromOffset = cursor?.next ?? following.add.fromOffset ?? 0n;
       const flow = following.credits.flow() ?? following.add.flow;
-      following.readded = true;
       const slowPolicy = following.add.slowPolicy;
       this.#send({ case: "add", value: { streamId, fromOffset, flow, slowPolicy } });
     }
@@ -154,9 +159,9 @@ export class Subscription implements AsyncIterable<SubscribeResponse> {
     switch (item.case) {
       case "added": {
         const following = this.#active.get(item.value.streamId);
-        const repeated = following?.readded === true;
+        const repeated = following?.announced === true;
         if (following !== undefined) {
-          following.readded = false;
+          following.announced = true;
         }
         return !repeated;
       }

@@ -2,7 +2,7 @@
  * Helpers shared by the tests that run against `llmrouter serve`.
  */
 import assert from "node:assert/strict";
-import { type Generation, RouterError, type RouterClient, type StartRequest, type Subscription, v1 } from "../src/index.js";
+import { type BaseClient, type Generation, RouterError, type StartRequest, type Subscription, v1 } from "../src/index.js";
 
 export const PROMPT = "Write a story about a lighthouse keeper.";
 
@@ -47,7 +47,7 @@ export class Reader<T> {
 }
 
 /** The whole text of an uninterrupted generation of `start`. */
-export async function referenceText(client: RouterClient, start: StartRequest): Promise<string> {
+export async function referenceText(client: BaseClient, start: StartRequest): Promise<string> {
   return (await client.generate(start).result()).text;
 }
 
@@ -72,7 +72,7 @@ export function eventsOf(items: v1.SubscribeResponse[]): v1.StreamEvent[] {
 }
 
 /** Subscribes to `streamIds` from offset 0, half-closes, and returns every item. */
-export async function subscribeAll(client: RouterClient, ...streamIds: string[]): Promise<v1.SubscribeResponse[]> {
+export async function subscribeAll(client: BaseClient, ...streamIds: string[]): Promise<v1.SubscribeResponse[]> {
   const subscription: Subscription = client.subscribe();
   for (const streamId of streamIds) {
     subscription.add({ streamId });

@@ -1,7 +1,8 @@
 /**
  * A loopback TCP proxy in front of the test server, so a test can drop every
  * connection at once, as a failing network or a restarting load balancer
- * does, while new connections still get through.
+ * does, or stall them, as a dead peer does, while new connections still get
+ * through.
  */
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -13,6 +14,7 @@ export class Proxy {
   connections = 0;
   readonly #server: Server;
   readonly #open = new Set<Socket>();
+  readonly #pairs = new Map<Socket, Socket>();
 
   constructor(target: string) {
     const [host = "127.0.0.1", port = "0"] = target.split(":");
@@ -24,10 +26,12 @@ export class Proxy {
         [server, client],
       ] as const) {
         this.#open.add(from);
+        this.#pairs.set(from, to);
         from.pipe(to);
         from.on("error", () => to.destroy());
         from.on("close", () => {
           this.#open.delete(from);
+          this.#pairs.delete(from);
           to.destroy();
         });
       }
@@ -49,6 +53,14 @@ export class Proxy {
   drop(): void {
     for (const socket of this.#open) {
       socket.destroy();
+    }
+  }
+
+  /** Stops relaying on every open connection, in both directions, without closing it. */
+  stall(): void {
+    for (const [from, to] of this.#pairs) {
+      from.unpipe(to);
+      from.pause();
     }
   }
 

@@ -1,11 +1,11 @@
 /**
- * Starts `llmrouter serve` on a free loopback port for a test file, and stops
- * it with SIGTERM.
+ * Starts `llmrouter serve` on a free loopback port for a test file (and its
+ * WebSocket gateway on another, when asked), and stops it with SIGTERM.
  */
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -21,6 +21,10 @@ export function llmrouterBin(): string {
 export interface RunningServer {
   /** host:port on 127.0.0.1. */
   address: string;
+  /** The gateway's WebSocket URL (ws://127.0.0.1:<port>/v1/ws); "" without `gateway`. */
+  wsUrl: string;
+  /** The gateway's host:port; "" without `gateway`. */
+  gatewayAddress: string;
   /** Sends SIGTERM and waits for a clean exit. */
   stop(): Promise<void>;
 }
@@ -29,6 +33,8 @@ export interface RunningServer {
 export interface ServerOptions {
   /** The text of a YAML configuration file, passed with `--config`; none by default. */
   config?: string;
+  /** Serve the WebSocket gateway too, on a free loopback port. */
+  gateway?: boolean;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
@@ -36,8 +42,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const args = config === undefined ? ["serve"] : ["serve", "--config", config.file];
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
+  const gatewayAddress = options.gateway === true ? `127.0.0.1:${await freePort()}` : "";
+  const wsUrl = gatewayAddress === "" ? "" : `ws://${gatewayAddress}/v1/ws`;
+  const gatewayEnv =
+    gatewayAddress === ""
+      ? {}
+      : { LLMROUTER_GATEWAY__HOST: "127.0.0.1", LLMROUTER_GATEWAY__PORT: gatewayAddress.split(":")[1] ?? "" };
   const env = {
     ...process.env,
+    ...gatewayEnv,
     LLMROUTER_SERVER__HOST: "127.0.0.1",
     LLMROUTER_SERVER__PORT: String(port),
     // A small window: a generation whose caller holds back its credits stops
@@ -69,8 +82,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await config?.remove();
       throw new Error(`llmrouter serve exited before it was healthy\n${logs}`);
     }
-    if (await healthy(address)) {
-      return { address, stop };
+    if ((await healthy(address)) && (gatewayAddress === "" || (await listening(gatewayAddress)))) {
+      return { address, wsUrl, gatewayAddress, stop };
     }
   }
   await stop().catch(() => undefined);
@@ -88,6 +101,19 @@ async function writeConfig(text: string): Promise<{ file: string; remove: () => 
 function healthy(address: string): Promise<boolean> {
   return new Promise((resolve) => {
     execFile(llmrouterBin(), ["health", "--address", address], (error) => resolve(error === null));
+  });
+}
+
+/** True when something accepts TCP connections at host:port. */
+function listening(address: string): Promise<boolean> {
+  const [host, port] = address.split(":");
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), host);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
   });
 }
 

@@ -159,8 +159,8 @@ class Socket:
     async def _on_call_frame(self, frame: frames.CallFrame) -> None:
         call = self._calls.get(frame.id)
         if call is None:
-            if frame.cancel:
-                return  # the call has ended already: nothing to give up
+            if frame.method is None and frame.message is None and (frame.cancel or frame.end):
+                return  # the call has ended already: nothing to give up or half-close
             opened = self._open(frame)
             if isinstance(opened, RouterError):
                 await self._send_status(frame.id, opened)
