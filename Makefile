@@ -1,5 +1,6 @@
 # llmrouter: every set-up step the project needs, idempotent.
-#   make serve     create .venv, install, serve on :50051 with the embedded model (metrics on :9464)
+#   make serve     create .venv, install, serve on :50051 with the embedded model (metrics on
+#                  :9464, the WebSocket gateway and chat page on :8080)
 #   make test      install, check the contract and generated code, lint, run the tests
 
 PYTHON ?= python3.11
@@ -32,11 +33,13 @@ export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 .PHONY: serve test system install install-runtime tools generate check-generated lint-proto \
 	breaking release-contract lint format bench bench-peers fuzz clean dist
 
-# Prometheus text on :9464 unless the environment sets another port (as the image does).
-serve: install
-	LLMROUTER_TELEMETRY__METRICS_PORT=$${LLMROUTER_TELEMETRY__METRICS_PORT:-9464} $(VENV)/bin/llmrouter serve
+# Prometheus text on :9464 and the WebSocket gateway with the chat page on :8080 (open
+# http://localhost:8080/), unless the environment sets other ports.
+serve: install web
+	LLMROUTER_TELEMETRY__METRICS_PORT=$${LLMROUTER_TELEMETRY__METRICS_PORT:-9464} \
+	LLMROUTER_GATEWAY__PORT=$${LLMROUTER_GATEWAY__PORT:-8080} $(VENV)/bin/llmrouter serve
 
-test: install tools check-generated breaking lint test-go test-ts dist
+test: install tools check-generated breaking lint test-go test-ts test-web dist
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The compilers llama-cpp-python builds with, and openssl (the TypeScript tests make their
@@ -106,7 +109,7 @@ breaking: tools
 release-contract: tools
 	$(BUF) build --exclude-source-info -o $(RELEASED_CONTRACT)
 
-.PHONY: go-tools ts-deps test-go test-ts
+.PHONY: go-tools ts-deps test-go test-ts web browser test-web
 
 # The clients' generators and dependencies: Go plugins from the Go module proxy,
 # the TypeScript packages exactly as package-lock.json pins them.
@@ -130,6 +133,27 @@ test-go: install
 
 test-ts: install $(TS_DEPS)
 	cd clients/typescript && npm test --silent
+
+# The browser side: the React hooks and the chat page the gateway serves at /, built with
+# the pinned Vite into the server package (server/llmrouter_server/gateway/page).
+WEB_DEPS := clients/react/node_modules/.installed
+
+web: $(TS_DEPS) $(WEB_DEPS)
+	cd clients/typescript && npm run build --silent
+	cd clients/react && npm run build --silent
+
+$(WEB_DEPS): clients/react/package.json clients/react/package-lock.json
+	cd clients/react && npm ci --silent --no-audit --no-fund
+	touch $@
+
+# Debian's Chromium (and its driver) for the end-to-end test of the chat page.
+browser:
+	@command -v chromium >/dev/null || \
+		{ apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+# The hooks' tests and the chat page in a headless Chromium, against `llmrouter serve`.
+test-web: install web browser
+	cd clients/react && npm test --silent
 
 # The clients as artifacts to install from, since none is published: the Python wheel and
 # sdist, the npm tarball, and the Go module as a tarball whose unpacked folder a `replace`

@@ -1,4 +1,4 @@
-"""The Dockerfile: the ports it exposes, and its build running the Makefile's command.
+"""The Dockerfile: the ports it exposes, and its builds running the Makefile's commands.
 
 No container engine is needed: the Dockerfile is read as text, and ``make -n`` shows
 what ``make install-runtime`` would run. hadolint lints it in ``make lint``.
@@ -43,8 +43,12 @@ def test_image_exposes_the_ports_it_listens_on(monkeypatch: pytest.MonkeyPatch) 
     assert exposed == {config.server.port, config.telemetry.metrics_port}
 
 
+def _stage(name: str) -> list[tuple[str, str]]:
+    return next(stage for stage in dockerfile_stages() if stage[0][1].endswith(f" AS {name}"))
+
+
 def test_image_builds_with_make_install_runtime() -> None:
-    build = dockerfile_stages()[0]
+    build = _stage("build")
     commands = [shlex.split(arguments) for keyword, arguments in build if keyword == "RUN"]
     make = next(command for command in commands if "install-runtime" in command)
 
@@ -55,6 +59,19 @@ def test_image_builds_with_make_install_runtime() -> None:
         "PYTHON=python3.11",
         "EMBEDDED_MODEL=${EMBEDDED_MODEL}",
     ]
+
+
+def test_image_builds_the_chat_page_with_make_web_into_the_package() -> None:
+    web = _stage("web")
+    build = _stage("build")
+    page = "server/llmrouter_server/gateway/page"
+
+    assert ("RUN", "--mount=type=cache,target=/root/.npm make web") in web
+    assert ("COPY", f"--from=web /app/{page} {page}") in build
+    assert build.index(("COPY", "server server")) < build.index(
+        ("COPY", f"--from=web /app/{page} {page}")
+    )
+    assert "cd clients/react && npm run build" in _make_dry_run("-B", "web").stdout
 
 
 @pytest.mark.parametrize(("setting", "model"), [([], True), (["EMBEDDED_MODEL=0"], False)])

@@ -70,9 +70,7 @@ class Gateway:
         app = web.Application()
         app.router.add_get(PATH, self._upgrade)
         app.router.add_get("/", self._index)
-        assets = self._page / "assets"
-        if assets.is_dir():
-            app.router.add_static("/assets", assets)
+        app.router.add_get("/assets/{name}", self._asset)
         return app
 
     async def start(self) -> None:
@@ -142,3 +140,12 @@ class Gateway:
                 text="The chat page is not built: run `make web`, or set gateway.page_dir.\n",
             )
         return web.FileResponse(index, headers=_PAGE_HEADERS)
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        # Looked up on each request, so a page built after the server started is served.
+        folder = self._page / "assets"
+        name = request.match_info["name"]
+        path = folder / name
+        if name.startswith(".") or path.parent != folder or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff"})
