@@ -2,7 +2,7 @@
  * Helpers shared by the tests that run against `llmrouter serve`.
  */
 import assert from "node:assert/strict";
-import { type BaseClient, type Generation, RouterError, type StartRequest, type Subscription, v1 } from "../src/index.js";
+import { type BaseClient, type ControlChannel, type Generation, RouterError, type StartRequest, type Subscription, v1 } from "../src/index.js";
 
 export const PROMPT = "Write a story about a lighthouse keeper.";
 
@@ -94,4 +94,18 @@ export async function failure(promise: Promise<unknown>): Promise<RouterError> {
 /** Resolves after `ms`, to `undefined`. */
 export function later(ms: number): Promise<undefined> {
   return new Promise((resolve) => setTimeout(() => resolve(undefined), ms));
+}
+
+/** The next state `control`'s watch pushes for `streamId`, one per call; fails when the channel ends. */
+export function stateChanges(control: ControlChannel, streamId: string): () => Promise<v1.StreamState> {
+  const changes = control.changes()[Symbol.asyncIterator]();
+  return async () => {
+    for (;;) {
+      const change = await changes.next();
+      assert.ok(change.done !== true, "the channel ended");
+      if (change.value.streamId === streamId) {
+        return change.value.state;
+      }
+    }
+  };
 }

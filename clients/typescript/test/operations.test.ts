@@ -12,6 +12,7 @@ import {
   offsets,
   Reader,
   referenceText,
+  stateChanges,
   subscribeAll,
 } from "./helpers.js";
 import { Proxy } from "./proxy.js";
@@ -89,16 +90,7 @@ describe("control", () => {
     const control = client.control();
     const streamId = `operated-${randomUUID()}`;
     await control.watch();
-    const changes = control.changes()[Symbol.asyncIterator]();
-    const nextState = async () => {
-      for (;;) {
-        const change = await changes.next();
-        assert.ok(change.done !== true, "the channel ended");
-        if (change.value.streamId === streamId) {
-          return change.value.state;
-        }
-      }
-    };
+    const nextState = stateChanges(control, streamId);
     const owner = client.generate(greedy(32, { flow: credit(1), streamId }));
     const ownerReader = new Reader(owner);
     const events = [await ownerReader.next()];

@@ -15,7 +15,7 @@ import {
   v1,
   type WebSocketClient,
 } from "../src/index.js";
-import { collect, consecutive, credit, eventsOf, failure, greedy, later, offsets, Reader, subscribeAll } from "./helpers.js";
+import { collect, consecutive, credit, eventsOf, failure, greedy, later, offsets, Reader, stateChanges, subscribeAll } from "./helpers.js";
 import { Proxy } from "./proxy.js";
 import { freePort, type RunningServer, startServer } from "./server.js";
 
@@ -173,16 +173,7 @@ describe("operations over the WebSocket gateway", () => {
     const control = ws.control();
     const streamId = `operated-${randomUUID()}`;
     await control.watch();
-    const changes = control.changes()[Symbol.asyncIterator]();
-    const nextState = async () => {
-      for (;;) {
-        const change = await changes.next();
-        assert.ok(change.done !== true, "the channel ended");
-        if (change.value.streamId === streamId) {
-          return change.value.state;
-        }
-      }
-    };
+    const nextState = stateChanges(control, streamId);
     const owner = ws.generate(greedy(32, { flow: credit(1), streamId }));
     const ownerReader = new Reader(owner);
     await ownerReader.next();
