@@ -61,6 +61,9 @@ class _Call:
     method: Method
     requests: asyncio.Queue[Message | Undecodable | None]
     task: asyncio.Task[None] | None = None
+    started: bool = False
+    """True once the task runs: a task cancelled before it first ran would run nothing,
+    its status and clean-up included, so ``stop`` only cancels a started one."""
     ended_requests: bool = False
     ending: RouterError | None = None
     """Set when the gateway ends the call (a cancel frame, a frame over the limit)."""
@@ -71,9 +74,10 @@ class _Call:
             await self.requests.put(_END)
 
     def stop(self, error: RouterError) -> None:
-        if self.task is not None and self.ending is None:
+        if self.ending is None:
             self.ending = error
-            self.task.cancel()
+            if self.started and self.task is not None:
+                self.task.cancel()
 
 
 class Socket:
@@ -213,21 +217,9 @@ class Socket:
     async def _run(
         self, call: _Call, timeout_ms: int | None, metadata: tuple[tuple[str, str], ...]
     ) -> None:
-        timeout = None if timeout_ms is None else timeout_ms / 1000
-        deadline = None if timeout is None else time.monotonic() + timeout
-        assert self._principal is not None  # set before any frame is read
-        responses = call.method.serve(
-            self._principal, _drain(call.requests), deadline, trace_metadata(metadata)
-        )
-        error: RouterError | None = None
+        call.started = True
         try:
-            async with asyncio.timeout(timeout), aclosing(responses):
-                async for response in responses:
-                    await self._send(frames.message_frame(call.id, response))
-        except RouterError as failure:
-            error = failure
-        except TimeoutError:
-            error = DeadlineExceeded(f"the call's timeoutMs ({timeout_ms}) passed")
+            error = call.ending or await self._serve(call, timeout_ms, metadata)
         except asyncio.CancelledError:
             if call.ending is None:
                 raise  # the socket is gone: no status to write
@@ -243,6 +235,26 @@ class Socket:
             if not self._calls:
                 self._idle.set()
         await self._send_status(call.id, error)
+
+    async def _serve(
+        self, call: _Call, timeout_ms: int | None, metadata: tuple[tuple[str, str], ...]
+    ) -> RouterError | None:
+        """Writes the call's responses; returns the error that ended it, if any."""
+        timeout = None if timeout_ms is None else timeout_ms / 1000
+        deadline = None if timeout is None else time.monotonic() + timeout
+        assert self._principal is not None  # set before any frame is read
+        responses = call.method.serve(
+            self._principal, _drain(call.requests), deadline, trace_metadata(metadata)
+        )
+        try:
+            async with asyncio.timeout(timeout), aclosing(responses):
+                async for response in responses:
+                    await self._send(frames.message_frame(call.id, response))
+        except RouterError as failure:
+            return failure
+        except TimeoutError:
+            return DeadlineExceeded(f"the call's timeoutMs ({timeout_ms}) passed")
+        return None
 
     async def _send_status(self, call_id: str, error: RouterError | None) -> None:
         # When the socket is gone, so is whoever would have read the status.
