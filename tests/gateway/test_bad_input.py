@@ -93,15 +93,13 @@ CASES = [
         "a unary message not of the request type",
         '{"id": "b", "method": "GetStream", "message": {"streamId": 5}}',
         "b",
-        invalid(
-            "GetStreamRequest", "streamId field: expected string or bytes-like object, got 'int'"
-        ),
+        invalid("GetStreamRequest.stream_id", "expected string or bytes-like object, got 'int'"),
     ),
     (
         "a first Generate message not of the request type",
         '{"id": "b", "method": "Generate", "message": {"start": {"prompt": 5}}}',
         "b",
-        invalid("GenerateRequest", "prompt field: expected string or bytes-like object, got 'int'"),
+        invalid("GenerateRequest.start.prompt", "expected string or bytes-like object, got 'int'"),
     ),
     (
         "an auth frame later",
@@ -179,8 +177,8 @@ async def test_a_later_generate_message_that_does_not_parse_is_rejected_in_band(
     wrong_method = await client.message("keep")
 
     at = {"stream_id": "keep", "offset": "2"}
-    bad_reason = "reason field: expected string or bytes-like object, got 'int'"
-    assert rejected == {"rejected": invalid("GenerateRequest", bad_reason, **at)}
+    bad_reason = "expected string or bytes-like object, got 'int'"
+    assert rejected == {"rejected": invalid("GenerateRequest.pause.reason", bad_reason, **at)}
     assert wrong_method == {
         "rejected": invalid("frame.method", "is 'Control' but call 'keep' is a Generate call", **at)
     }
@@ -203,13 +201,13 @@ async def test_control_and_subscribe_answer_a_bad_later_message_in_band(
     await client.send({"id": "sub", "message": {"remove": {"streamId": "keep"}}, "end": True})
     _, subscribe_status = await client.rest("sub")
 
-    bad_id = "streamId field: expected string or bytes-like object, got 'int'"
-    assert control_error == {"error": invalid("ControlRequest", bad_id)}
+    bad_id = "expected string or bytes-like object, got 'int'"
+    assert control_error == {"error": invalid("ControlRequest.status.stream_id", bad_id)}
     assert [reply["requestId"] for reply in control_rest] == ["b"]
     assert control_status == {"code": 0}
     assert added["added"]["streamId"] == "keep"
-    bad_offset = "fromOffset field: invalid literal for int() with base 10: 'x'"
-    assert ended == {"ended": {"error": invalid("SubscribeRequest", bad_offset)}}
+    bad_offset = "invalid literal for int() with base 10: 'x'"
+    assert ended == {"ended": {"error": invalid("SubscribeRequest.add.from_offset", bad_offset)}}
     assert subscribe_status == {"code": 0}
     await unharmed(client, held, keeper)
 

@@ -9,12 +9,10 @@ bug the construction reports at start.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from llmrouter.v1 import service_pb2 as svc_pb
 
@@ -25,6 +23,7 @@ from llmrouter_server.api.lookups import Lookups
 from llmrouter_server.api.subscribe import subscribe
 from llmrouter_server.auth.principal import Principal
 from llmrouter_server.errors import InvalidArgument
+from llmrouter_server.gateway.parsing import parse
 from llmrouter_server.streams.service import Generations
 
 Requests = AsyncIterator[Any]
@@ -36,9 +35,6 @@ Serve = Callable[
 ]
 """Runs one call: the caller, its requests, its deadline (``time.monotonic``) and
 trace context; yields its responses and raises ``RouterError`` to end it."""
-
-_FIELD_AT = re.compile(r' at "?([A-Za-z_][\w.\[\]]*?)"?\.*$')
-"""Where json_format's message says the bad value is, at its end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +49,8 @@ class Method:
 
     def parse(self, message: dict[str, Any]) -> Message | Undecodable:
         """The request message from its proto3 JSON; one that does not fit the type
-        is an ``Undecodable`` whose error names the field, as the parser does."""
-        try:
-            return json_format.ParseDict(message, self.request_type())
-        except json_format.ParseError as error:
-            said = str(error).split("\n", 1)[0]
-            at = _FIELD_AT.search(said)
-            field = at.group(1) if at else self.request_type.DESCRIPTOR.name
-            return Undecodable(self.request_type.DESCRIPTOR.name, said, field, _plain(said))
-
-
-def _plain(said: str) -> str:
-    """The parser's message without its location (the field says it)."""
-    return _FIELD_AT.sub("", said).removeprefix("Failed to parse ").rstrip(".")
+        is an ``Undecodable`` whose error names the field (``parsing``)."""
+        return parse(self.request_type, message)
 
 
 def router_methods(generations: Generations, lookups: Lookups) -> dict[str, Method]:
