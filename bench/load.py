@@ -4,7 +4,9 @@
 (one event per message, read as fast as they come, 50 streams per channel,
 one connection per channel); ``--kind http`` posts to an OpenAI-compatible
 ``/chat/completions`` with httpx and reads its SSE lines (every HTTP gateway
-gets the same client). ``--concurrency`` workers each run streams one after
+gets the same client); ``--kind ws`` calls Generate through llmrouter's WebSocket
+gateway (``ws://HOST:PORT/v1/ws``), 50 calls multiplexed per socket, with the
+``websockets`` client. ``--concurrency`` workers each run streams one after
 another: ``--per-worker`` of them, or as many as start within ``--duration``
 seconds (at least one). They start together at ``--start-at`` (a
 ``time.time()``), so several processes load one gateway at once, or spread
@@ -38,6 +40,7 @@ from typing import Any
 
 import grpc
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -135,12 +138,53 @@ async def http_stream(
         recorder.result.error = f"{type(error).__name__}: {error}"
 
 
+class Socket:
+    """One gateway WebSocket; each call's frames go to that call's queue."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.calls: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.next_id = 0
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for text in self.ws:
+            frame = json.loads(text)
+            self.calls[frame["id"]].put_nowait(frame)
+
+    def open(self) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
+        self.next_id += 1
+        call_id = str(self.next_id)
+        self.calls[call_id] = asyncio.Queue()
+        return call_id, self.calls[call_id]
+
+
+async def ws_stream(socket: Socket, spec: argparse.Namespace, recorder: Recorder) -> None:
+    """One Generate call over the gateway; the text of its chunk events."""
+    mode = f"COALESCE_MODE_{spec.coalescing.upper()}"
+    start = {"prompt": "bench", "model": spec.model, "sampling": {"maxTokens": spec.tokens},
+             "streamOptions": {"coalescing": {"mode": mode}}}  # fmt: skip
+    call_id, frames = socket.open()
+    try:
+        await socket.ws.send(json.dumps({"id": call_id, "method": "Generate",
+                                         "message": {"start": start}, "end": True}))  # fmt: skip
+        while "status" not in (frame := await frames.get()):
+            text = frame["message"].get("event", {}).get("chunk", {}).get("text")
+            if text:
+                recorder.text(text)
+        if frame["status"].get("code", 0) != 0:
+            recorder.result.error = f"status {frame['status']}"
+    finally:
+        del socket.calls[call_id]
+
+
 class Connections:
     """The channels and HTTP clients of a process, kept across batches."""
 
     def __init__(self) -> None:
         self._stubs: dict[str, list[Any]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._sockets: dict[str, list[Socket]] = {}
 
     async def prepare(self, spec: argparse.Namespace) -> Callable[[int, Recorder], Awaitable[None]]:
         """Opens what ``spec`` needs; a function running worker ``i``'s next stream."""
@@ -150,6 +194,12 @@ class Connections:
                 self._client = httpx.AsyncClient(timeout=600, limits=limits)
             client = self._client
             return lambda _, recorder: http_stream(client, spec, recorder)
+        if spec.kind == "ws":
+            sockets = self._sockets.setdefault(spec.target, [])
+            while len(sockets) * STREAMS_PER_CHANNEL < spec.concurrency:
+                ws = await connect(spec.target, subprotocols=["llmrouter.v1"], max_size=None)
+                sockets.append(Socket(ws))
+            return lambda i, recorder: ws_stream(sockets[i // STREAMS_PER_CHANNEL], spec, recorder)
         stubs = self._stubs.setdefault(spec.target, [])
         options = [("grpc.use_local_subchannel_pool", 1)]
         while len(stubs) * STREAMS_PER_CHANNEL < spec.concurrency:
@@ -198,7 +248,7 @@ def _another(spec: argparse.Namespace, round_: int) -> bool:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--kind", choices=("grpc", "http", "ws"), default="grpc")
     parser.add_argument("--target", default="", help="host:port (grpc) or a /v1 base URL")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE (http)")
     parser.add_argument("--model", default="fast")

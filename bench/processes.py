@@ -40,6 +40,8 @@ class Server:
 
     process: subprocess.Popen[str]
     port: int
+    gateway_port: int | None = None
+    """llmrouter's WebSocket gateway, when started with one."""
 
     @property
     def pid(self) -> int:
@@ -293,11 +295,17 @@ def llmrouter_config(
 
 
 @contextlib.contextmanager
-def llmrouter(config: Path, cpus: set[int] | None = GATEWAY_CPUS) -> Iterator[Server]:
-    """``llmrouter serve`` with ``config`` on a free loopback port, pinned to ``cpus``."""
+def llmrouter(
+    config: Path, cpus: set[int] | None = GATEWAY_CPUS, *, gateway: bool = False
+) -> Iterator[Server]:
+    """``llmrouter serve`` with ``config`` on a free loopback port, pinned to ``cpus``;
+    with ``gateway``, its WebSocket gateway on another."""
     port = _free_port()
     env = {"LLMROUTER_CONFIG": str(config), "LLMROUTER_SERVER__PORT": str(port),
            "LLMROUTER_SERVER__HOST": "127.0.0.1"}  # fmt: skip
+    gateway_port = _free_port() if gateway else None
+    if gateway_port is not None:
+        env["LLMROUTER_GATEWAY__PORT"] = str(gateway_port)
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
             [LLMROUTER, "serve"], stderr=log, stdout=log, text=True, cwd=ROOT,
@@ -307,7 +315,7 @@ def llmrouter(config: Path, cpus: set[int] | None = GATEWAY_CPUS) -> Iterator[Se
             if cpus:
                 os.sched_setaffinity(process.pid, cpus)
             _wait_healthy(f"127.0.0.1:{port}", process, log)
-            yield Server(process, port)
+            yield Server(process, port, gateway_port)
         finally:
             stop(process)
 

@@ -8,7 +8,8 @@ and children) over the tokens delivered is its CPU per relayed token, and
 tokens over the wall time from the first request to the last end is its
 throughput. ``direct`` is the upstream without a gateway; ``bare`` is
 ``bench/bare.py`` (no upstream); ``llmrouter`` asks for one event per token
-(TOKEN), ``llmrouter-adaptive`` for ADAPTIVE coalescing; ``litellm``,
+(TOKEN), ``llmrouter-adaptive`` for ADAPTIVE coalescing, ``llmrouter-ws`` and
+``llmrouter-ws-adaptive`` the same through the WebSocket gateway (a browser's path); ``litellm``,
 ``portkey`` and ``smg`` are the peers ``bench/peers.py`` starts (installed by
 ``bench/install_peers.sh``; a peer not installed is skipped and said so; a
 peer runs a concurrency above 20 only when its last rate gets one stream per
@@ -56,9 +57,13 @@ def gateway(name: str, upstream: int, scratch: Path) -> Iterator[dict[str, Any]]
         options = json.loads(os.environ.get("LLMROUTER_BENCH_BACKEND", "{}"))
         config = proc.llmrouter_config(scratch / "llmrouter.json", upstream, options)
         coalescing = "adaptive" if name.endswith("adaptive") else "token"
-        with proc.llmrouter(config) as router:
-            yield {"kind": "grpc", "target": f"127.0.0.1:{router.port}", "pid": router.pid,
-                   "coalescing": coalescing}  # fmt: skip
+        with proc.llmrouter(config, gateway=name.startswith("llmrouter-ws")) as router:
+            if name.startswith("llmrouter-ws"):
+                yield {"kind": "ws", "target": f"ws://127.0.0.1:{router.gateway_port}/v1/ws",
+                       "pid": router.pid, "coalescing": coalescing}  # fmt: skip
+            else:
+                yield {"kind": "grpc", "target": f"127.0.0.1:{router.port}", "pid": router.pid,
+                       "coalescing": coalescing}  # fmt: skip
     else:
         import peers
 
