@@ -2,6 +2,7 @@
  * Helpers shared by the tests that run against `llmrouter serve`.
  */
 import assert from "node:assert/strict";
+import type { Proxy } from "./proxy.js";
 import { type BaseClient, type ControlChannel, type Generation, RouterError, type StartRequest, type Subscription, v1 } from "../src/index.js";
 
 export const PROMPT = "Write a story about a lighthouse keeper.";
@@ -108,4 +109,38 @@ export function stateChanges(control: ControlChannel, streamId: string): () => P
       }
     }
   };
+}
+
+/**
+ * Subscribes `through` (a client connected by `proxy`) to the generation `owner`
+ * holds at one credit, reads `before` items, drops the proxy's connections and
+ * lets the owner finish: the subscription must come back by itself and carry
+ * every event once, then `ended`.
+ */
+export async function resubscribesAcrossADrop(client: BaseClient, through: BaseClient, proxy: Proxy, before: number): Promise<void> {
+  const owner = client.generate(greedy(16, { flow: credit(1) }));
+  const ownerReader = new Reader(owner);
+  const started = await ownerReader.next();
+  const subscription = through.subscribe();
+  subscription.add({ streamId: started.streamId });
+  subscription.closeSend();
+  const reader = new Reader(subscription);
+  const items: v1.SubscribeResponse[] = [];
+  for (let read = 0; read < before; read += 1) {
+    items.push(await reader.next());
+  }
+
+  proxy.drop();
+  owner.grant(1000);
+  const ownerEvents = [started, ...(await ownerReader.rest())];
+  items.push(...(await reader.rest()));
+  through.close();
+  proxy.stop();
+
+  assert.deepEqual(
+    items.map((item) => item.item.case),
+    ["added", ...ownerEvents.map(() => "event"), "ended"],
+  );
+  assert.deepEqual(eventsOf(items), ownerEvents);
+  assert.ok(proxy.connections >= 2, `the proxy saw ${proxy.connections} connections`);
 }

@@ -15,7 +15,7 @@ import {
   v1,
   type WebSocketClient,
 } from "../src/index.js";
-import { collect, consecutive, credit, eventsOf, failure, greedy, later, offsets, Reader, stateChanges, subscribeAll } from "./helpers.js";
+import { collect, consecutive, credit, eventsOf, failure, greedy, later, offsets, Reader, resubscribesAcrossADrop, stateChanges, subscribeAll } from "./helpers.js";
 import { Proxy } from "./proxy.js";
 import { freePort, type RunningServer, startServer } from "./server.js";
 
@@ -368,30 +368,9 @@ describe("reconnecting", () => {
   });
 
   it("resubscribes after the socket drops", async () => {
-    const owner = ws.generate(greedy(16, { flow: credit(1) }));
-    const ownerReader = new Reader(owner);
-    const started = await ownerReader.next();
     const proxy = await new Proxy(server.gatewayAddress).start();
     const through = connect({ url: `ws://${proxy.address}/v1/ws`, apiKey: KEY, WebSocket, reconnect, backoffMs: 20 });
-    const subscription = through.subscribe();
-    subscription.add({ streamId: started.streamId });
-    subscription.closeSend();
-    const reader = new Reader(subscription);
-    const items = [await reader.next(), await reader.next()];
-
-    proxy.drop();
-    owner.grant(1000);
-    const ownerEvents = [started, ...(await ownerReader.rest())];
-    items.push(...(await reader.rest()));
-    through.close();
-    proxy.stop();
-
-    assert.deepEqual(
-      items.map((item) => item.item.case),
-      ["added", ...ownerEvents.map(() => "event"), "ended"],
-    );
-    assert.deepEqual(eventsOf(items), ownerEvents);
-    assert.ok(proxy.connections >= 2, `the proxy saw ${proxy.connections} connections`);
+    await resubscribesAcrossADrop(ws, through, proxy, 2);
   });
 
   it("counts a server that answers no ping as lost, and opens a new socket", async () => {
