@@ -38,13 +38,14 @@ from llmrouter_server.auth.keys import Authenticator
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.backends.build import build_backends
 from llmrouter_server.config import Config
+from llmrouter_server.gateway import metrics as gateway_metrics
 from llmrouter_server.gateway.methods import router_methods
 from llmrouter_server.gateway.server import PATH as GATEWAY_PATH
 from llmrouter_server.gateway.server import Gateway
 from llmrouter_server.routing.router import Router, build_router
 from llmrouter_server.streams.service import Generations
 from llmrouter_server.telemetry.logs import LogObserver
-from llmrouter_server.telemetry.setup import Telemetry
+from llmrouter_server.telemetry.setup import SCOPE, Telemetry
 from llmrouter_server.telemetry.stats import StatsObserver
 from llmrouter_server.transport import ServerTLS, describe, exposure_warning, is_loopback, listen
 
@@ -186,6 +187,8 @@ async def start_server(
         host = config.gateway.host or config.server.host
         methods = router_methods(generations, lookups)
         gateway = Gateway(config.gateway, host, methods, authenticator)
+        if telemetry.meter_provider is not None:
+            gateway_metrics.observe(telemetry.meter_provider.get_meter(SCOPE), gateway)
         await gateway.start()
     return RunningServer(
         server,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
@@ -64,6 +65,13 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self.port = 0
         """The bound port, once started."""
+        self.refused: Counter[str] = Counter()
+        """Upgrades refused so far, by reason: ``origin``, ``connections``, ``key``."""
+
+    @property
+    def sockets(self) -> int:
+        """The sockets open now."""
+        return len(self._sockets)
 
     def application(self) -> web.Application:
         """The routes: the endpoint, and the page's files when it is built."""
@@ -99,16 +107,19 @@ class Gateway:
 
     async def _upgrade(self, request: web.Request) -> web.StreamResponse:
         if not origin_allowed(request, self._config.allowed_origins):
+            self.refused["origin"] += 1
             raise web.HTTPForbidden(
                 text=f"origin {request.headers['Origin']} is not in gateway.allowed_origins\n"
             )
         if len(self._sockets) >= self._config.max_connections:
+            self.refused["connections"] += 1
             raise web.HTTPServiceUnavailable(
                 text=f"{self._config.max_connections} sockets are open (gateway.max_connections)\n"
             )
         try:
             principal = self._credentials.at_upgrade(request)
         except Unauthenticated as error:
+            self.refused["key"] += 1
             raise web.HTTPUnauthorized(
                 text=f"{error.message}\n", headers={"WWW-Authenticate": "Bearer"}
             ) from None
