@@ -17,6 +17,7 @@ from llmrouter.v1 import service_pb2 as svc_pb
 from llmrouter.v1 import service_pb2_grpc as svc_grpc
 
 from llmrouter_server.app import RunningServer, start_server
+from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.base import Backend
 from llmrouter_server.config import Config
 
@@ -167,3 +168,24 @@ async def stable(read: Callable[[], int], quiet: float = 0.5, seconds: float = 1
 def control_request(request_id: str = "", **command: Any) -> Any:
     """A Control request with one command, e.g. ``pause={"stream_id": "x"}``."""
     return svc_pb.ControlRequest(request_id=request_id, **command)
+
+
+NOT_READING = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
+"""CREDIT flow with one credit: the caller takes ``started`` and nothing after it,
+exactly as a gRPC reader that stopped."""
+
+
+async def started_call(served: Served, prompt: str, **fields: Any) -> tuple[Any, Any, Any]:
+    """A Generate call, its generation (from the registry), and the ``started`` event
+    its caller read."""
+    call = served.stub.Generate()
+    await call.write(start(prompt, **fields))
+    first = await read_events(call, limit=1)
+    assert kinds(first) == ["started"]
+    generation = served.server.generations.registry.get(OPEN, first[0].stream_id)
+    return call, generation, first[0]
+
+
+def prompts(backend: Any) -> list[str]:
+    """The first message of every request a scripted backend got, in order."""
+    return [request.messages[0].content for request in backend.requests]

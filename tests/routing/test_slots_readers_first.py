@@ -49,21 +49,28 @@ async def _queued(slots: Slots, *callers: Caller) -> list[asyncio.Task[None]]:
     return tasks
 
 
-async def test_a_freed_slot_passes_over_callers_that_do_not_read() -> None:
+def _held() -> tuple[Slots, list[str]]:
+    """One slot, held by a generation not in the test; the order callers get it."""
     slots = Slots(1)
-    slots.in_use = 1  # held by a generation not in the test
-    order: list[str] = []
+    slots.in_use = 1
+    return slots, []
+
+
+async def _release_to(slots: Slots, *callers: Caller) -> None:
+    """Frees the slot once per caller, each time waiting for that caller to take it."""
+    for caller in callers:
+        slots.release()
+        await caller.granted.wait()
+
+
+async def test_a_freed_slot_passes_over_callers_that_do_not_read() -> None:
+    slots, order = _held()
     stalled = Caller(slots, "stalled", order, reads=False)
     first = Caller(slots, "first reader", order, reads=True)
     second = Caller(slots, "second reader", order, reads=True)
     tasks = await _queued(slots, stalled, first, second)
 
-    slots.release()
-    await first.granted.wait()
-    slots.release()
-    await second.granted.wait()
-    slots.release()
-    await stalled.granted.wait()
+    await _release_to(slots, first, second, stalled)
     await asyncio.gather(*tasks)
 
     assert order == ["first reader", "second reader", "stalled"]
@@ -71,45 +78,33 @@ async def test_a_freed_slot_passes_over_callers_that_do_not_read() -> None:
 
 
 async def test_waiters_that_do_not_read_are_served_in_arrival_order_when_no_reader_waits() -> None:
-    slots = Slots(1)
-    slots.in_use = 1
-    order: list[str] = []
+    slots, order = _held()
     one = Caller(slots, "one", order, reads=False)
     two = Caller(slots, "two", order, reads=False)
     tasks = await _queued(slots, one, two)
 
-    slots.release()
-    await one.granted.wait()
-    slots.release()
-    await two.granted.wait()
+    await _release_to(slots, one, two)
     await asyncio.gather(*tasks)
 
     assert order == ["one", "two"]
 
 
 async def test_a_caller_that_starts_reading_again_is_served_as_a_reader() -> None:
-    slots = Slots(1)
-    slots.in_use = 1
-    order: list[str] = []
+    slots, order = _held()
     early = Caller(slots, "early", order, reads=True)
     late = Caller(slots, "late", order, reads=False)
     tasks = await _queued(slots, early, late)
     early.reading = False  # stops reading while in line: the later one goes first
     late.reading = True
 
-    slots.release()
-    await late.granted.wait()
-    slots.release()
-    await early.granted.wait()
+    await _release_to(slots, late, early)
     await asyncio.gather(*tasks)
 
     assert order == ["late", "early"]
 
 
 async def test_positions_count_the_readers_first_and_only_readers_are_told() -> None:
-    slots = Slots(1)
-    slots.in_use = 1
-    order: list[str] = []
+    slots, order = _held()
     stalled = Caller(slots, "stalled", order, reads=False)
     reader = Caller(slots, "reader", order, reads=True)
     tasks = await _queued(slots, stalled, reader)

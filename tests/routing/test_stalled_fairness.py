@@ -17,22 +17,28 @@ as for a gRPC reader that stopped.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.base import BackendRequest
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
-from llmrouter_server.streams.generation import Generation
-from tests.helpers import Served, eventually, kinds, read_events, scripted_config, serving, start
+from tests.helpers import (
+    NOT_READING,
+    Served,
+    eventually,
+    kinds,
+    prompts,
+    read_events,
+    scripted_config,
+    serving,
+    start,
+    started_call,
+)
 
 pytestmark = pytest.mark.timeout(20)
 
 TOKENS = [f" w{i}" for i in range(100)]
-NOT_READING = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
-"""Takes ``started`` and nothing after it."""
 CONFIG = scripted_config(
     "one",
     limits={"max_tokens_cap": 256, "default_max_tokens": 16},
@@ -58,23 +64,10 @@ async def served(backend: ScriptedBackend) -> AsyncIterator[Served]:
         yield served
 
 
-def _prompts(backend: ScriptedBackend) -> list[str]:
-    return [request.messages[0].content for request in backend.requests]
-
-
-async def _started(served: Served, prompt: str, **fields: Any) -> tuple[Any, Generation, Any]:
-    """A Generate call, its generation, and the ``started`` event its caller read."""
-    call = served.stub.Generate()
-    await call.write(start(prompt, **fields))
-    first = await read_events(call, limit=1)
-    assert kinds(first) == ["started"]
-    return call, served.server.generations.registry.get(OPEN, first[0].stream_id), first[0]
-
-
 async def test_a_generation_stalled_at_its_window_gives_its_slot_to_a_reader_that_queues(
     served: Served, backend: ScriptedBackend
 ) -> None:
-    stalled, generation, started = await _started(
+    stalled, generation, started = await started_call(
         served, "stalled", flow=NOT_READING, sampling={"max_tokens": 100}
     )
     await eventually(generation.log.blocked)  # held at its window, holding the one slot
@@ -86,7 +79,7 @@ async def test_a_generation_stalled_at_its_window_gives_its_slot_to_a_reader_tha
 
     assert kinds(reader)[:2] == ["started", "queued"]
     assert "".join(e.chunk.text for e in reader if e.HasField("chunk")) == "".join(TOKENS[:5])
-    assert _prompts(backend) == ["stalled", "reader"]
+    assert prompts(backend) == ["stalled", "reader"]
     assert backend.open_streams == 0  # the stalled generation's stream was closed
     assert generation.state.value == "running"
 
@@ -97,7 +90,7 @@ async def test_a_generation_stalled_at_its_window_gives_its_slot_to_a_reader_tha
     chunks = "".join(e.chunk.text for e in events if e.HasField("chunk"))
     assert chunks == "".join(TOKENS)
     assert [e.offset for e in events] == list(range(len(events)))
-    assert _prompts(backend) == ["stalled", "reader", "stalled"]
+    assert prompts(backend) == ["stalled", "reader", "stalled"]
     continued = backend.requests[-1]
     assert continued.continuation == "".join(TOKENS)[: len(continued.continuation)]
     assert continued.continuation  # it had text when it was released
@@ -110,9 +103,9 @@ async def test_a_freed_slot_goes_to_a_queued_reader_before_an_earlier_caller_tha
     served: Served, backend: ScriptedBackend
 ) -> None:
     slots = served.server.generations.router.resolve("one-model").targets[0].slots
-    holder, _, _ = await _started(served, "hold")
+    holder, _, _ = await started_call(served, "hold")
     await eventually(lambda: backend.open_streams == 1)
-    stalled, stalled_generation, _ = await _started(
+    stalled, stalled_generation, _ = await started_call(
         served, "stalled", flow=NOT_READING, sampling={"max_tokens": 3}
     )
     await eventually(lambda: slots.waiting == 1)
@@ -130,7 +123,7 @@ async def test_a_freed_slot_goes_to_a_queued_reader_before_an_earlier_caller_tha
     assert kinds(reader)[-1] == "completed"
     # The reader's request went first; the stalled caller's once no reader waited.
     await eventually(lambda: len(backend.requests) == 3)
-    assert _prompts(backend) == ["hold", "reader", "stalled"]
+    assert prompts(backend) == ["hold", "reader", "stalled"]
     await stalled.write(svc_pb.GenerateRequest(grant={"credits": 1000}))
     await stalled.done_writing()
     rest = await read_events(stalled)

@@ -23,26 +23,26 @@ from typing import Any
 import pytest
 from llmrouter.v1 import service_pb2 as svc_pb
 
-from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.backends.base import BackendRequest
 from llmrouter_server.backends.scripted import ScriptedBackend, Step
 from llmrouter_server.routing.slots import Slots
-from llmrouter_server.streams.generation import Generation
 from tests.helpers import (
+    NOT_READING,
     Served,
     eventually,
     kinds,
+    prompts,
     read_events,
     scripted_config,
     serving,
     start,
+    started_call,
     text,
 )
 
 pytestmark = pytest.mark.timeout(20)
 
 TOKENS = [f" w{i}" for i in range(40)]
-NOT_READING = {"mode": "FLOW_MODE_CREDIT", "initial_credits": 1}
 RELEASE_CONTENDED_AFTER = 0.2
 CONFIG = scripted_config(
     "one",
@@ -81,19 +81,6 @@ def _slots(served: Served) -> Slots:
     return served.server.generations.router.resolve("one-model").targets[0].slots
 
 
-def _prompts(backend: ScriptedBackend) -> list[str]:
-    return [request.messages[0].content for request in backend.requests]
-
-
-async def _started(served: Served, prompt: str, **fields: Any) -> tuple[Any, Generation, Any]:
-    """A Generate call, its generation, and the ``started`` event its caller read."""
-    call = served.stub.Generate()
-    await call.write(start(prompt, **fields))
-    first = await read_events(call, limit=1)
-    assert kinds(first) == ["started"]
-    return call, served.server.generations.registry.get(OPEN, first[0].stream_id), first[0]
-
-
 async def _finish(call: Any, first: list[Any]) -> list[Any]:
     """Grants plenty of credits and reads the call to its end."""
     await call.write(svc_pb.GenerateRequest(grant={"credits": 1000}))
@@ -105,7 +92,7 @@ async def test_a_caller_that_stopped_reading_gives_way_before_its_window_fills(
     served: Served, backend: ScriptedBackend
 ) -> None:
     slots = _slots(served)
-    stalled, generation, started = await _started(
+    stalled, generation, started = await started_call(
         served, "slow", flow=NOT_READING, sampling={"max_tokens": 40}
     )
     await eventually(lambda: generation.tally.usage.completion_tokens >= 1)
@@ -119,14 +106,14 @@ async def test_a_caller_that_stopped_reading_gives_way_before_its_window_fills(
     assert 0 < produced < 40
     # Its slot is free now, and it does not take it back while its caller does not read.
     await eventually(lambda: slots.in_use == 0 or len(backend.requests) > 2)
-    assert _prompts(backend) == ["slow", "reader"]
+    assert prompts(backend) == ["slow", "reader"]
     assert slots.in_use == 0
 
     events = await _finish(stalled, [started])
 
     assert text(events) == "".join(TOKENS)
     assert [e.offset for e in events] == list(range(len(events)))
-    assert _prompts(backend) == ["slow", "reader", "slow"]
+    assert prompts(backend) == ["slow", "reader", "slow"]
     assert backend.requests[-1].continuation == "".join(TOKENS[:produced])
     completed = events[-1].completed
     assert (completed.usage.completion_tokens, completed.attempts) == (40, 1)
@@ -147,13 +134,13 @@ async def test_a_paused_generation_gives_its_slot_to_a_reader_and_continues_when
     reader = await read_events(reader_call)
 
     assert text(reader) == "".join(TOKENS[:5])
-    assert _prompts(backend) == ["slow", "reader"]
+    assert prompts(backend) == ["slow", "reader"]
     await call.write(svc_pb.GenerateRequest(resume={}))
     await call.done_writing()
     events += await read_events(call)
     assert text(events) == "".join(TOKENS)
     assert [e.offset for e in events] == list(range(len(events)))
-    assert _prompts(backend) == ["slow", "reader", "slow"]
+    assert prompts(backend) == ["slow", "reader", "slow"]
     assert events[-1].completed.usage.completion_tokens == 40
 
 
@@ -161,13 +148,13 @@ async def test_a_stalled_holder_keeps_its_slot_while_only_callers_that_do_not_re
     served: Served, backend: ScriptedBackend
 ) -> None:
     slots = _slots(served)
-    holder, generation, holder_started = await _started(
+    holder, generation, holder_started = await started_call(
         served, "long", flow=NOT_READING, sampling={"max_tokens": 200}
     )
     await eventually(lambda: generation.log.next_offset > 1)
     stopped_reading = generation.log.recent(generation.log.next_offset)[1].time
     # A caller that does not read queues behind it.
-    stalled, stalled_generation, stalled_started = await _started(
+    stalled, stalled_generation, stalled_started = await started_call(
         served, "stalled", flow=NOT_READING, sampling={"max_tokens": 3}
     )
     await eventually(lambda: slots.waiting == 1)
@@ -177,7 +164,7 @@ async def test_a_stalled_holder_keeps_its_slot_while_only_callers_that_do_not_re
     # it does not give its slot to a caller that does not read either.
     stale = stopped_reading + RELEASE_CONTENDED_AFTER
     await eventually(lambda: generation.log.recent(1)[0].time > stale + 0.05)
-    assert (_prompts(backend), backend.open_streams, slots.waiting) == (["long"], 1, 1)
+    assert (prompts(backend), backend.open_streams, slots.waiting) == (["long"], 1, 1)
 
     # A reader queues behind both: the holder gives way to it, and it goes first.
     reader_call = served.stub.Generate(iter([start("reader", sampling={"max_tokens": 3})]))
@@ -185,7 +172,7 @@ async def test_a_stalled_holder_keeps_its_slot_while_only_callers_that_do_not_re
 
     assert text(reader) == "".join(TOKENS[:3])
     await eventually(lambda: len(backend.requests) == 3)
-    assert _prompts(backend) == ["long", "reader", "stalled"]
+    assert prompts(backend) == ["long", "reader", "stalled"]
     events = await _finish(stalled, [stalled_started])
     assert text(events) == "".join(TOKENS[:3])
     assert stalled_generation.state.value == "completed"
