@@ -14,6 +14,8 @@ from llmrouter_server.backends.http import (
     EventStreamClient,
     api_key,
     build_client,
+)
+from llmrouter_server.backends.http_errors import (
     error_message,
     parse_event,
     retry_after_seconds,

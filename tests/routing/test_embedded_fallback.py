@@ -26,7 +26,7 @@ from llama_cpp import Llama
 from llmrouter.v1 import events_pb2 as ev_pb
 from llmrouter.v1 import generation_pb2 as gen_pb
 
-from llmrouter_server.backends.http import ENDED_EARLY
+from llmrouter_server.backends.http_errors import ENDED_EARLY
 from llmrouter_server.backends.llama_decode import bundled_model_path
 from llmrouter_server.config import EMBEDDED_MODEL
 from tests.helpers import Served, generate, kinds, loopback_config, serving, start, text

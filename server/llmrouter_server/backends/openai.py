@@ -23,6 +23,8 @@ from llmrouter_server.backends.base import BackendRequest, Delta
 from llmrouter_server.backends.http import (
     EventStreamClient,
     configured_api_key,
+)
+from llmrouter_server.backends.http_errors import (
     ended_early,
     error_text,
     malformed_event,
