@@ -144,3 +144,29 @@ export async function resubscribesAcrossADrop(client: BaseClient, through: BaseC
   assert.deepEqual(eventsOf(items), ownerEvents);
   assert.ok(proxy.connections >= 2, `the proxy saw ${proxy.connections} connections`);
 }
+
+/**
+ * Subscribes to a generation that `client` started and holds at one credit,
+ * then lets it finish: the subscription is added while the generation runs and
+ * carries the owner's every event once, ending at the offset after the last.
+ */
+export async function followsARunningGeneration(client: BaseClient): Promise<void> {
+  const owner = client.generate(greedy(16, { flow: credit(1) }));
+  const ownerReader = new Reader(owner);
+  const started = await ownerReader.next();
+  const subscription = client.subscribe();
+  subscription.add({ streamId: started.streamId });
+  const reader = new Reader(subscription);
+  const added = (await reader.next()).item;
+  assert.equal(added.case, "added");
+  assert.ok([v1.StreamState.QUEUED, v1.StreamState.RUNNING].includes(added.value.state));
+  subscription.closeSend();
+
+  owner.grant(1000);
+  const ownerEvents = [started, ...(await ownerReader.rest())];
+  const items = await reader.rest();
+
+  assert.deepEqual(eventsOf(items), ownerEvents);
+  const ended = items.at(-1)?.item;
+  assert.equal(ended?.case === "ended" && ended.value.nextOffset, BigInt(ownerEvents.length));
+}

@@ -8,6 +8,7 @@ import {
   credit,
   eventsOf,
   failure,
+  followsARunningGeneration,
   greedy,
   offsets,
   Reader,
@@ -50,24 +51,7 @@ describe("subscribe", () => {
   it("follows a running generation live", async () => {
     // One credit: the owner gets `started` and the generation waits a few
     // events ahead until it grants more.
-    const owner = client.generate(greedy(16, { flow: credit(1) }));
-    const ownerReader = new Reader(owner);
-    const started = await ownerReader.next();
-    const subscription = client.subscribe();
-    subscription.add({ streamId: started.streamId });
-    const reader = new Reader(subscription);
-    const added = (await reader.next()).item;
-    assert.equal(added.case, "added");
-    assert.ok([v1.StreamState.QUEUED, v1.StreamState.RUNNING].includes(added.value.state));
-    subscription.closeSend();
-
-    owner.grant(1000);
-    const ownerEvents = [started, ...(await ownerReader.rest())];
-    const items = await reader.rest();
-
-    assert.deepEqual(eventsOf(items), ownerEvents);
-    const ended = items.at(-1)?.item;
-    assert.equal(ended?.case === "ended" && ended.value.nextOffset, BigInt(ownerEvents.length));
+    await followsARunningGeneration(client);
   });
 
   it("ends only the subscription to an unknown stream, with NOT_FOUND", async () => {

@@ -15,7 +15,7 @@ import {
   v1,
   type WebSocketClient,
 } from "../src/index.js";
-import { collect, consecutive, credit, eventsOf, failure, greedy, later, offsets, Reader, resubscribesAcrossADrop, stateChanges, subscribeAll } from "./helpers.js";
+import { collect, consecutive, credit, eventsOf, failure, followsARunningGeneration, greedy, later, offsets, Reader, resubscribesAcrossADrop, stateChanges, subscribeAll } from "./helpers.js";
 import { Proxy } from "./proxy.js";
 import { freePort, type RunningServer, startServer } from "./server.js";
 
@@ -150,23 +150,7 @@ describe("steering over the WebSocket gateway", () => {
 
 describe("operations over the WebSocket gateway", () => {
   it("follows a running generation by subscription", async () => {
-    const owner = ws.generate(greedy(16, { flow: credit(1) }));
-    const ownerReader = new Reader(owner);
-    const started = await ownerReader.next();
-    const subscription = ws.subscribe();
-    subscription.add({ streamId: started.streamId });
-    const reader = new Reader(subscription);
-    const added = (await reader.next()).item;
-    assert.equal(added.case, "added");
-    subscription.closeSend();
-
-    owner.grant(1000);
-    const ownerEvents = [started, ...(await ownerReader.rest())];
-    const items = await reader.rest();
-
-    assert.deepEqual(eventsOf(items), ownerEvents);
-    const ended = items.at(-1)?.item;
-    assert.equal(ended?.case === "ended" && ended.value.nextOffset, BigInt(ownerEvents.length));
+    await followsARunningGeneration(ws);
   });
 
   it("steps and watches a generation by id, and answers a refused command in-band", async () => {
