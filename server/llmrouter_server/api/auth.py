@@ -28,8 +28,6 @@ from llmrouter_server.errors import RouterError, Unauthenticated
 
 _CALLER: ContextVar[Principal | None] = ContextVar("llmrouter_caller", default=None)
 
-_BEARER = "bearer "
-
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _Behavior = Callable[[Any, Context], Any]
 
@@ -95,9 +93,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg] # g
         """
         for key, value in context.invocation_metadata() or ():
             if key == "authorization" and isinstance(value, str):
-                if not value.lower().startswith(_BEARER):
-                    raise Unauthenticated("the authorization metadata must be 'Bearer <key>'")
-                return self._authenticator.by_key(value[len(_BEARER) :].strip())
+                return self._authenticator.by_authorization(value, "authorization metadata")
         names = context.auth_context().get("x509_common_name", [])
         for name in names:
             principal = self._authenticator.by_certificate(name.decode(errors="replace"))

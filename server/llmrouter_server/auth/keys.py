@@ -32,6 +32,10 @@ _RECHECK_SECONDS = 1.0
 """How often the key file's modification time is looked at, at most."""
 
 
+_BEARER = "bearer "
+"""The authorization scheme, compared without case."""
+
+
 def fingerprint(key: str) -> str:
     """The hex SHA-256 of a key, as ``auth.api_keys[].sha256`` stores it."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -65,6 +69,17 @@ class Authenticator:
         if config.api_keys_file is not None:
             self._file_stamp = _stamp(config.api_keys_file)
             self._keys = self._with_file(config.api_keys_file)
+
+    def by_authorization(self, value: str, carrier: str) -> Principal:
+        """The principal of ``Bearer <key>`` (the scheme in any case), as ``carrier``
+        (the gRPC metadata, the gateway's header or frame) brought it.
+
+        Raises:
+            Unauthenticated: Not ``Bearer <key>``, or a key the server does not know.
+        """
+        if not value.lower().startswith(_BEARER):
+            raise Unauthenticated(f"the {carrier} must be 'Bearer <key>'")
+        return self.by_key(value[len(_BEARER) :].strip())
 
     def by_key(self, key: str) -> Principal:
         """The principal of a bearer key.

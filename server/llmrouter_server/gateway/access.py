@@ -25,8 +25,6 @@ SUBPROTOCOL = "llmrouter.v1"
 BEARER_SUBPROTOCOL = "llmrouter.bearer."
 """The prefix of the subprotocol that carries a key."""
 
-_BEARER = "bearer "
-
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -82,9 +80,7 @@ class Credentials:
         """
         if self._authenticator is None:
             return OPEN
-        if not value.lower().startswith(_BEARER):
-            raise Unauthenticated("the authorization must be 'Bearer <key>'")
-        return self._authenticator.by_key(value[len(_BEARER) :].strip())
+        return self._authenticator.by_authorization(value, "authorization")
 
 
 def _unpadded(encoded: str) -> str:
