@@ -118,7 +118,7 @@ def _typed(frame: dict[str, Any], key: str, kind: type, call_id: str) -> Any:
     return value
 
 
-_JSON_NAMES = {str: "string", dict: "JSON object", bool: "boolean", int: "number"}
+_JSON_NAMES = {str: "string", dict: "JSON object", bool: "boolean"}
 
 
 def _timeout(frame: dict[str, Any], call_id: str) -> int | None:

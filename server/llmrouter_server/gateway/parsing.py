@@ -9,6 +9,7 @@ does: ``GenerateRequest.start.sampling.max_tokens``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from google.protobuf import json_format, message_factory
@@ -37,11 +38,8 @@ def _failing(descriptor: Descriptor, value: Any, path: str) -> tuple[str, str | 
         return path, "must be a JSON object"
     message_type = message_factory.GetMessageClass(descriptor)
     for key, item in value.items():
-        try:
-            json_format.ParseDict({key: item}, message_type())
+        if _parses(message_type, {key: item}):
             continue
-        except json_format.ParseError:
-            pass
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
         if field is None:
             return f"{path}.{key}", None
@@ -54,31 +52,29 @@ def _failing(descriptor: Descriptor, value: Any, path: str) -> tuple[str, str | 
         if not isinstance(item, list):
             return here, "must be a JSON array"
         for index, element in enumerate(item):
-            found = _failing(inner, element, f"{here}[{index}]")
-            if found != (f"{here}[{index}]", None):
-                return found
+            if not _parses(message_type, {key: [element]}):
+                return _failing(inner, element, f"{here}[{index}]")
         return here, None
     return path, None
+
+
+def _parses(message_type: type[Message], value: dict[str, Any]) -> bool:
+    try:
+        json_format.ParseDict(value, message_type())
+    except json_format.ParseError:
+        return False
+    return True
 
 
 def _is_map(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
+_LOCATION = re.compile(r' at "?[\w.\[\]]+"?\.*$')
+"""Where json_format's message says the bad value is, at its end."""
+
+
 def _reason(said: str) -> str:
     """The parser's innermost reason, without the chain of fields above it and where."""
-    reason = said.rpartition(" field: ")[2] if " field: " in said else said
-    reason = reason.removeprefix("Failed to parse ")
-    at = reason.rfind(" at ")
-    if (
-        at > 0
-        and reason[at + 4 :]
-        .strip('".')
-        .replace("[", ".")
-        .replace("]", "")
-        .replace(".", "")
-        .replace("_", "")
-        .isalnum()
-    ):
-        reason = reason[:at]
-    return reason.rstrip(".")
+    reason = said.rpartition(" field: ")[2].removeprefix("Failed to parse ")
+    return _LOCATION.sub("", reason).rstrip(".")

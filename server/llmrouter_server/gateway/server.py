@@ -74,7 +74,7 @@ class Gateway:
         return len(self._sockets)
 
     def application(self) -> web.Application:
-        """The routes: the endpoint, and the page's files when it is built."""
+        """The routes: the endpoint, and the page's files (looked up per request)."""
         app = web.Application()
         app.router.add_get(PATH, self._upgrade)
         app.router.add_get("/", self._index)

@@ -144,14 +144,12 @@ class Socket:
                 f"frame: {size} bytes, over gateway.max_frame_bytes "
                 f"({self._config.max_frame_bytes})"
             )
-            if not self._stop(call_id, error):
-                await self._send_status(call_id, error)
+            await self._fail(call_id, error)
             return
         try:
             frame = frames.parse(text)
         except frames.FrameError as error:
-            if not self._stop(error.call_id, error):
-                await self._send_status(error.call_id, error)
+            await self._fail(error.call_id, error)
             return
         if isinstance(frame, frames.Ping):
             await self._send(frames.pong_frame(frame.value))
@@ -206,13 +204,14 @@ class Socket:
         call.task = asyncio.create_task(self._run(call, frame.timeout_ms, frame.metadata))
         return call
 
-    def _stop(self, call_id: str, error: RouterError) -> bool:
-        """Ends an open call with ``error``; False when no call has that id."""
+    async def _fail(self, call_id: str, error: RouterError) -> None:
+        """Ends the open call ``call_id`` with ``error`` (its task writes the status),
+        or answers ``error`` on that id when no call is open with it."""
         call = self._calls.get(call_id)
         if call is None:
-            return False
-        call.stop(error)
-        return True
+            await self._send_status(call_id, error)
+        else:
+            call.stop(error)
 
     async def _run(
         self, call: _Call, timeout_ms: int | None, metadata: tuple[tuple[str, str], ...]
