@@ -126,15 +126,20 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     return info
 
 
-async def read_events(call: Any, limit: int | None = None) -> list[Any]:
-    """Reads events with ``call.read()`` until the end, or until ``limit`` events."""
-    events: list[Any] = []
-    while limit is None or len(events) < limit:
+async def read_responses(call: Any, limit: int | None = None) -> list[Any]:
+    """Reads responses with ``call.read()`` until the end, or until ``limit`` of them."""
+    responses: list[Any] = []
+    while limit is None or len(responses) < limit:
         response = await call.read()
         if response is grpc.aio.EOF:
             break
-        events.append(response.event)
-    return events
+        responses.append(response)
+    return responses
+
+
+async def read_events(call: Any, limit: int | None = None) -> list[Any]:
+    """Reads events with ``call.read()`` until the end, or until ``limit`` events."""
+    return [response.event for response in await read_responses(call, limit)]
 
 
 async def eventually(predicate: Callable[[], bool], seconds: float = 5.0) -> None:

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from llmrouter_server.auth.principal import OPEN
 from llmrouter_server.config import Config
 from llmrouter_server.streams.generation import Generation
-from tests.helpers import Served
+from tests.helpers import Served, read_responses
 from tests.security.scripted import config
 
 SUBPROTOCOL = "llmrouter.v1"
@@ -188,13 +188,7 @@ def grpc_status(error: grpc.aio.AioRpcError) -> Any:
 
 async def read_json(call: Any, limit: int | None = None) -> list[Any]:
     """A gRPC call's responses as JSON (``call.read()``), to its end or ``limit`` of them."""
-    responses: list[Any] = []
-    while limit is None or len(responses) < limit:
-        response = await call.read()
-        if response is grpc.aio.EOF:
-            break
-        responses.append(as_json(response))
-    return responses
+    return [as_json(response) for response in await read_responses(call, limit)]
 
 
 def error_info(reason: str, **metadata: str) -> dict[str, Any]:
