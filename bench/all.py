@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+import processes
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -85,7 +85,8 @@ def run(step: Step, timeout: float) -> dict[str, Any]:
         process.wait(timeout)
         failure = "" if process.returncode == 0 else f"exit {process.returncode}"
     except subprocess.TimeoutExpired:
-        _interrupt(process)
+        # SIGINT lets the benchmark write what it measured before it stops.
+        processes.stop(process, signal.SIGINT, grace=15)
         failure = f"timed out after {timeout:.0f} s"
     reader.join(5)
     seconds = time.monotonic() - began
@@ -104,21 +105,6 @@ def _pass_through(process: subprocess.Popen[str], tail: collections.deque[str]) 
         sys.stdout.write(line)
         sys.stdout.flush()
         tail.append(line.rstrip()[:300])
-
-
-def _interrupt(process: subprocess.Popen[str]) -> None:
-    """SIGINT, then SIGKILL for the benchmark and everything it started."""
-    with contextlib.suppress(psutil.Error):
-        family = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    for child in family:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
 
 
 def main() -> None:

@@ -74,13 +74,14 @@ def server(
             stop(process)
 
 
-def stop(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM to a process and its children, SIGKILL after 10 s."""
+def stop(process: subprocess.Popen[Any], signum: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """``signum`` to a process, SIGKILL after ``grace`` seconds; then SIGKILL to the
+    children it had started."""
     with contextlib.suppress(psutil.NoSuchProcess):
         family = [*psutil.Process(process.pid).children(recursive=True)]
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         try:
-            process.wait(10)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
